@@ -1,0 +1,44 @@
+//! The user's side: an aggregate is plain state, an event enum, a command enum, `handle` and `apply`.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt::Debug;
+
+/// A fact that happened in the domain, named in the past tense.
+///
+/// Implement it on the aggregate's event enum. Events are stored as JSON in serde's default
+/// (externally tagged) enum form: `event_type` must return the variant's serde name, so the
+/// type lives in its own column and old events can be upcast before they are deserialized.
+pub trait DomainEvent: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static {
+    /// The variant's name, stored beside the payload so readers can route and upcast by it.
+    fn event_type(&self) -> &'static str;
+
+    /// The schema version this code writes for this event type; raise it when an upcaster
+    /// must tell old payloads from new ones (see `Upcasters`).
+    fn schema_version(&self) -> u32 {
+        1
+    }
+}
+
+/// A consistency boundary rebuilt from its own events.
+///
+/// `handle` decides and `apply` only folds. Neither reads a clock, a random number, a global
+/// or any I/O: what a decision needs from outside arrives in the command, and what a fold
+/// needs is in the event. That is what makes replay deterministic.
+pub trait Aggregate: Default + Send + Sync + 'static {
+    /// Names the aggregate's streams (`<TYPE>-<id>`), so two aggregate types never share one.
+    /// Keep it free of `-` so that stream names stay unambiguous.
+    const TYPE: &'static str;
+    /// What callers ask of the aggregate; cloned when a conflicting command is retried.
+    type Command: Clone + Send + Sync + 'static;
+    /// The facts this aggregate records.
+    type Event: DomainEvent;
+    /// Why a command was refused; kept apart from store and codec errors.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Decides which events a command produces, or refuses it; never mutates state.
+    fn handle(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
+
+    /// Folds one event into the state; never fails.
+    fn apply(&mut self, event: &Self::Event);
+}

@@ -1,0 +1,70 @@
+//! Envelopes: an event on its way into the store, as stored, and decoded for the application.
+
+use crate::metadata::Metadata;
+use chrono::{DateTime, Timelike, Utc};
+use uuid::Uuid;
+
+/// An event ready to append, already serialized: stores never look inside the payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Chosen by the writer, unique across the store, so a retried write cannot land twice.
+    pub event_id: Uuid,
+    /// The event enum's variant name.
+    pub event_type: String,
+    /// The payload's schema version, the key upcasters match on.
+    pub schema_version: u32,
+    /// The event's fields as JSON text, stored byte for byte.
+    pub payload: String,
+    /// Correlation, causation and the application's own keys.
+    pub metadata: Metadata,
+}
+
+/// An event as the store keeps it: the new event plus where and when it landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// The stream it belongs to.
+    pub stream_id: String,
+    /// 1 for a stream's first event; a stream's version is its event count.
+    pub version: u64,
+    /// Place in the global log, strictly increasing in commit order.
+    pub position: u64,
+    /// See [`NewEvent::event_id`].
+    pub event_id: Uuid,
+    /// See [`NewEvent::event_type`].
+    pub event_type: String,
+    /// See [`NewEvent::schema_version`].
+    pub schema_version: u32,
+    /// See [`NewEvent::payload`].
+    pub payload: String,
+    /// See [`NewEvent::metadata`].
+    pub metadata: Metadata,
+    /// When the store committed it, UTC, microsecond precision.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A decoded event with its envelope, as the repository hands it to the application.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventEnvelope<E> {
+    /// See [`RecordedEvent::stream_id`].
+    pub stream_id: String,
+    /// See [`RecordedEvent::version`].
+    pub version: u64,
+    /// See [`RecordedEvent::position`].
+    pub position: u64,
+    /// See [`RecordedEvent::event_id`].
+    pub event_id: Uuid,
+    /// See [`RecordedEvent::metadata`].
+    pub metadata: Metadata,
+    /// See [`RecordedEvent::recorded_at`].
+    pub recorded_at: DateTime<Utc>,
+    /// The event itself, in its current schema.
+    pub event: E,
+}
+
+/// The current time cut to whole microseconds, the precision every backend keeps, so an
+/// event reads back with exactly the timestamp its append returned.
+pub fn recorded_now() -> DateTime<Utc> {
+    let now = Utc::now();
+    let micros = now.nanosecond() / 1_000 * 1_000;
+    now.with_nanosecond(micros).unwrap_or(now)
+}

@@ -1,0 +1,53 @@
+//! Event sourcing for Rust: aggregates as plain state, an event enum and `apply`; a repository
+//! that replays streams and appends with optimistic concurrency; one store contract that
+//! every backend (`cqrs-memory`, `cqrs-sqlite`, ...) implements and proves with the shared
+//! conformance suite.
+//!
+//! ```
+//! use cqrs_core::{Aggregate, DomainEvent, Repository};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+//! enum CounterEvent { Incremented { by: u32 } }
+//! impl DomainEvent for CounterEvent {
+//!     fn event_type(&self) -> &'static str { "Incremented" }
+//! }
+//!
+//! #[derive(Debug, thiserror::Error)]
+//! #[error("cannot increment by zero")]
+//! struct ZeroStep;
+//!
+//! #[derive(Debug, Default)]
+//! struct Counter { total: u64 }
+//! impl Aggregate for Counter {
+//!     const TYPE: &'static str = "Counter";
+//!     type Command = u32;
+//!     type Event = CounterEvent;
+//!     type Error = ZeroStep;
+//!     fn handle(&self, by: u32) -> Result<Vec<CounterEvent>, ZeroStep> {
+//!         if by == 0 { return Err(ZeroStep) }
+//!         Ok(vec![CounterEvent::Incremented { by }])
+//!     }
+//!     fn apply(&mut self, event: &CounterEvent) {
+//!         match event { CounterEvent::Incremented { by } => self.total += u64::from(*by) }
+//!     }
+//! }
+//! ```
+
+pub mod aggregate;
+pub mod codec;
+pub mod envelope;
+pub mod metadata;
+pub mod repository;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod upcast;
+
+pub use aggregate::{Aggregate, DomainEvent};
+pub use codec::{DecodeCause, DecodeError, EncodeError};
+pub use envelope::{EventEnvelope, NewEvent, RecordedEvent};
+pub use metadata::Metadata;
+pub use repository::{Committed, Loaded, Repository, RepositoryError};
+pub use store::{Appended, EventStore, ExpectedVersion, StoreError};
+pub use upcast::{RawEvent, UpcastError, Upcasters};

@@ -1,0 +1,282 @@
+//! The store contract: what every backend promises, as one async trait and its error type.
+
+use crate::envelope::{NewEvent, RecordedEvent};
+use async_trait::async_trait;
+use std::fmt;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// The optimistic-concurrency condition an append is made under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream holds.
+    Any,
+    /// The stream must not exist yet (no event was ever appended to it).
+    NoStream,
+    /// The stream must hold at least one event.
+    StreamExists,
+    /// The stream's version must be exactly this; `Exact(0)` means "no stream yet", so a
+    /// repository can pass the version it loaded, whatever it was.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Checks the condition against the stream's current version (`None`: never written).
+    ///
+    /// Backends call this, so every one of them applies the same rules.
+    pub fn check(self, stream_id: &str, actual: Option<u64>) -> Result<(), StoreError> {
+        let holds = match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual.is_none(),
+            ExpectedVersion::StreamExists => actual.is_some(),
+            ExpectedVersion::Exact(version) => actual.unwrap_or(0) == version,
+        };
+        if holds {
+            Ok(())
+        } else {
+            Err(StoreError::WrongExpectedVersion {
+                stream_id: stream_id.to_owned(),
+                expected: self,
+                actual,
+            })
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any version"),
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::StreamExists => f.write_str("an existing stream"),
+            ExpectedVersion::Exact(version) => write!(f, "version {version}"),
+        }
+    }
+}
+
+/// What an append committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The stream's version after the append (0 if the stream still holds no event).
+    pub version: u64,
+    /// The events as stored, with their versions, positions and timestamps.
+    pub events: Vec<RecordedEvent>,
+}
+
+/// Why a store refused or failed an operation; nothing was changed when it says so.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The stream was not at the version the append expected.
+    #[error("wrong expected version on stream `{stream_id}`: expected {expected}, actual {}", describe_version(.actual))]
+    WrongExpectedVersion {
+        /// The stream appended to.
+        stream_id: String,
+        /// The condition the append was made under.
+        expected: ExpectedVersion,
+        /// The stream's version at the time (`None`: never written).
+        actual: Option<u64>,
+    },
+    /// An event with this id is already stored (or appears twice in the batch).
+    #[error("duplicate event id {event_id} in append to stream `{stream_id}`")]
+    DuplicateEventId {
+        /// The stream appended to.
+        stream_id: String,
+        /// The id that is already taken.
+        event_id: Uuid,
+    },
+    /// The stream id cannot be stored.
+    #[error("invalid stream id {stream_id:?}: {reason}")]
+    InvalidStreamId {
+        /// The id as given.
+        stream_id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A stored event's envelope cannot be read (its payload is the codec's business).
+    #[error("stored event at stream `{stream_id}` version {version} is unreadable: {reason}")]
+    Corrupt {
+        /// The stream of the damaged event.
+        stream_id: String,
+        /// Its version.
+        version: u64,
+        /// What could not be read.
+        reason: String,
+    },
+    /// The store stayed locked by another writer for longer than its timeout allows.
+    #[error("store busy: {reason}")]
+    Busy {
+        /// What the backend reported.
+        reason: String,
+    },
+    /// Any other backend failure (I/O, a closed store, an incompatible file, ...).
+    #[error("event store backend failed: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn describe_version(version: &Option<u64>) -> String {
+    match version {
+        Some(version) => format!("version {version}"),
+        None => "no stream".to_owned(),
+    }
+}
+
+/// Refuses stream ids no backend can store faithfully; backends call it, so all agree.
+pub fn validate_stream_id(stream_id: &str) -> Result<(), StoreError> {
+    let reason = if stream_id.is_empty() {
+        "it is empty"
+    } else if stream_id.contains('\0') {
+        "it contains a NUL character"
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::InvalidStreamId {
+        stream_id: stream_id.to_owned(),
+        reason,
+    })
+}
+
+/// An append-only log of events, grouped in streams and ordered globally.
+///
+/// Every backend passes the conformance suite in `cqrs_core::testing::conformance`.
+/// Reads past the end return fewer events (or none), never an error; an unknown stream
+/// reads as empty.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends all events or none, if `expected` holds for the stream.
+    ///
+    /// The expected version is checked first, then event ids: a mismatch gives
+    /// [`StoreError::WrongExpectedVersion`], a taken id [`StoreError::DuplicateEventId`], and
+    /// neither changes anything. An empty batch appends nothing but is still checked.
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError>;
+
+    /// Up to `limit` events of one stream with version `>= from_version`, oldest first.
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Up to `limit` events of one stream with version `<= from_version`, newest first
+    /// (pass `u64::MAX` to start at the end).
+    async fn read_stream_backward(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Up to `limit` events of the whole store with position `>= from_position`, in global
+    /// order: the feed projections, subscriptions and relays page through.
+    async fn read_all(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The stream's current version, or `None` for a stream never written.
+    async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError>;
+}
+
+#[async_trait]
+impl<S: EventStore + ?Sized> EventStore for Arc<S> {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        (**self).append(stream_id, expected, events).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        (**self).read_stream(stream_id, from_version, limit).await
+    }
+
+    async fn read_stream_backward(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        (**self)
+            .read_stream_backward(stream_id, from_version, limit)
+            .await
+    }
+
+    async fn read_all(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        (**self).read_all(from_position, limit).await
+    }
+
+    async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
+        (**self).stream_version(stream_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_version_rules() {
+        use ExpectedVersion::*;
+        let cases = [
+            (Any, None, true),
+            (Any, Some(3), true),
+            (NoStream, None, true),
+            (NoStream, Some(1), false),
+            (StreamExists, None, false),
+            (StreamExists, Some(1), true),
+            (Exact(0), None, true),
+            (Exact(0), Some(1), false),
+            (Exact(2), Some(2), true),
+            (Exact(2), Some(3), false),
+            (Exact(2), None, false),
+        ];
+        for (expected, actual, holds) in cases {
+            assert_eq!(
+                expected.check("s", actual).is_ok(),
+                holds,
+                "{expected:?} against {actual:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn conflict_message_names_stream_and_versions() {
+        let err = ExpectedVersion::Exact(2).check("Cart-1", Some(5)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "wrong expected version on stream `Cart-1`: expected version 2, actual version 5"
+        );
+        let err = ExpectedVersion::StreamExists.check("Cart-1", None).unwrap_err();
+        assert!(err.to_string().ends_with("expected an existing stream, actual no stream"));
+    }
+
+    #[test]
+    fn stream_ids_are_validated() {
+        assert!(validate_stream_id("Cart-1").is_ok());
+        assert!(matches!(
+            validate_stream_id(""),
+            Err(StoreError::InvalidStreamId { .. })
+        ));
+        assert!(matches!(
+            validate_stream_id("a\0b"),
+            Err(StoreError::InvalidStreamId { .. })
+        ));
+    }
+}

@@ -1,0 +1,14 @@
+//! The testing kit (feature `testing`): for users' aggregates and for store backends.
+//!
+//! - [`fixture`]: given events, when a command, then events or an error.
+//! - [`properties`]: proptest helpers proving that replay rebuilds what was decided live.
+//! - [`conformance`]: the store contract as code; every backend runs all of it.
+//! - [`model`]: a reference model of the store for model-based tests of backends.
+
+pub mod conformance;
+pub mod fixture;
+pub mod model;
+pub mod properties;
+
+pub use fixture::AggregateFixture;
+pub use proptest;

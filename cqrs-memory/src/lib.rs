@@ -1,0 +1,153 @@
+//! `MemoryStore`: the in-process event store, for tests, prototypes and caches.
+//!
+//! It keeps the same contract as the durable stores (it passes the same conformance suite),
+//! so an application can start here and move to `cqrs-sqlite` without changing code.
+
+use async_trait::async_trait;
+use cqrs_core::envelope::recorded_now;
+use cqrs_core::store::validate_stream_id;
+use cqrs_core::{Appended, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, PoisonError, RwLock};
+
+/// An event store held in memory; clones share the same events.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    log: Arc<RwLock<Log>>,
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    /// Every event in global order: position `p` is at index `p - 1`.
+    events: Vec<RecordedEvent>,
+    /// Indices into `events`, per stream, in version order.
+    streams: HashMap<String, Vec<usize>>,
+    event_ids: HashSet<uuid::Uuid>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // A panic while the lock is held can only happen before the log is touched (every
+    // check runs first), so a poisoned log is still consistent.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Log> {
+        self.log.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Log> {
+        self.log.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        validate_stream_id(stream_id)?;
+        let mut log = self.write();
+        let log = &mut *log;
+        let current = log.streams.get(stream_id).map(|s| s.len() as u64);
+        expected.check(stream_id, current)?;
+        let mut batch_ids = HashSet::with_capacity(events.len());
+        for event in &events {
+            if log.event_ids.contains(&event.event_id) || !batch_ids.insert(event.event_id) {
+                return Err(StoreError::DuplicateEventId {
+                    stream_id: stream_id.to_owned(),
+                    event_id: event.event_id,
+                });
+            }
+        }
+        let version = current.unwrap_or(0);
+        if events.is_empty() {
+            return Ok(Appended {
+                version,
+                events: Vec::new(),
+            });
+        }
+        let recorded_at = recorded_now();
+        let indices = log.streams.entry(stream_id.to_owned()).or_default();
+        let mut appended = Vec::with_capacity(events.len());
+        for (offset, event) in events.into_iter().enumerate() {
+            let recorded = RecordedEvent {
+                stream_id: stream_id.to_owned(),
+                version: version + offset as u64 + 1,
+                position: log.events.len() as u64 + 1,
+                event_id: event.event_id,
+                event_type: event.event_type,
+                schema_version: event.schema_version,
+                payload: event.payload,
+                metadata: event.metadata,
+                recorded_at,
+            };
+            indices.push(log.events.len());
+            log.event_ids.insert(recorded.event_id);
+            appended.push(recorded.clone());
+            log.events.push(recorded);
+        }
+        Ok(Appended {
+            version: indices.len() as u64,
+            events: appended,
+        })
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let log = self.read();
+        let Some(indices) = log.streams.get(stream_id) else {
+            return Ok(Vec::new());
+        };
+        let start = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
+        Ok(indices
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|&i| log.events[i].clone())
+            .collect())
+    }
+
+    async fn read_stream_backward(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let log = self.read();
+        let Some(indices) = log.streams.get(stream_id) else {
+            return Ok(Vec::new());
+        };
+        let end = usize::try_from(from_version)
+            .unwrap_or(usize::MAX)
+            .min(indices.len());
+        Ok(indices[..end]
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|&i| log.events[i].clone())
+            .collect())
+    }
+
+    async fn read_all(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let log = self.read();
+        let start = usize::try_from(from_position.saturating_sub(1)).unwrap_or(usize::MAX);
+        Ok(log.events.iter().skip(start).take(limit).cloned().collect())
+    }
+
+    async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.read().streams.get(stream_id).map(|s| s.len() as u64))
+    }
+}
