@@ -1,1 +1,36 @@
-//! placeholder
+//! `SqliteStore`: the embedded default event store, one SQLite file on disk.
+//!
+//! - WAL journal, `synchronous` as a typed option ([`Synchronous`]: NORMAL by default,
+//!   FULL for power-loss durability), and a busy timeout so that processes sharing a file
+//!   queue for the write lock instead of failing with "database is locked".
+//! - A versioned schema migrated on open: `UNIQUE(stream_id, version)`, `UNIQUE(event_id)`,
+//!   and triggers that refuse UPDATE and DELETE on stored events.
+//! - One writer thread that commits concurrent appends together (group commit), each in its
+//!   own savepoint; reads on pooled connections of their own. Async callers never block the
+//!   runtime on SQLite.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cqrs_core::StoreError> {
+//! use cqrs_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+//! let store = SqliteStore::open("app.db").await?;
+//! let durable = SqliteStore::open_with(
+//!     "ledger.db",
+//!     SqliteOptions::new().synchronous(Synchronous::Full),
+//! )
+//! .await?;
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod options;
+mod reader;
+mod schema;
+mod store;
+mod synchronous;
+mod writer;
+
+pub use error::SqliteError;
+pub use options::SqliteOptions;
+pub use schema::SCHEMA_VERSION;
+pub use store::SqliteStore;
+pub use synchronous::Synchronous;

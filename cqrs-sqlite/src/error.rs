@@ -1,0 +1,57 @@
+//! Errors particular to SQLite, and how rusqlite's errors become the store contract's.
+
+use cqrs_core::StoreError;
+use rusqlite::ErrorCode;
+
+/// Failures only the SQLite backend has; they reach callers inside `StoreError::Backend`.
+#[derive(Debug, thiserror::Error)]
+pub enum SqliteError {
+    /// The file was written by a newer version of this crate.
+    #[error("database schema version {found} is newer than the {supported} this version supports")]
+    SchemaTooNew {
+        /// `PRAGMA user_version` of the file.
+        found: u32,
+        /// The newest schema version this crate knows.
+        supported: u32,
+    },
+    /// The writer thread is gone (it only stops when the store is dropped).
+    #[error("the store's writer thread has stopped")]
+    WriterStopped,
+    /// A blocking read task could not be run.
+    #[error("a read task failed: {0}")]
+    ReadTask(String),
+}
+
+impl From<SqliteError> for StoreError {
+    fn from(error: SqliteError) -> Self {
+        StoreError::Backend(Box::new(error))
+    }
+}
+
+/// Maps a rusqlite error: lock timeouts become `StoreError::Busy`, the rest `Backend`.
+pub(crate) fn store_error(error: rusqlite::Error) -> StoreError {
+    if is_busy(&error) {
+        StoreError::Busy {
+            reason: error.to_string(),
+        }
+    } else {
+        StoreError::Backend(Box::new(error))
+    }
+}
+
+/// Whether the error is another connection holding the lock past the busy timeout.
+pub(crate) fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Whether an insert failed on `UNIQUE(event_id)`.
+pub(crate) fn is_duplicate_event_id(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(failure, Some(message))
+            if failure.code == ErrorCode::ConstraintViolation && message.contains("events.event_id")
+    )
+}

@@ -1,0 +1,81 @@
+//! The versioned schema, migrated on open, and the pragmas every connection gets.
+
+use crate::error::{store_error, SqliteError};
+use crate::options::SqliteOptions;
+use cqrs_core::StoreError;
+use rusqlite::{Connection, TransactionBehavior};
+use std::path::Path;
+
+/// Each entry moves the schema one version up; `PRAGMA user_version` records how many ran.
+/// Never edit an entry once released: add one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the event log. `position` is the rowid, so it grows by one per insert and never
+    // has gaps (rows are never deleted). Triggers keep stored events immutable.
+    "CREATE TABLE events (
+        position       INTEGER PRIMARY KEY,
+        stream_id      TEXT    NOT NULL,
+        version        INTEGER NOT NULL CHECK (version >= 1),
+        event_id       BLOB    NOT NULL UNIQUE CHECK (length(event_id) = 16),
+        event_type     TEXT    NOT NULL,
+        schema_version INTEGER NOT NULL,
+        payload        TEXT    NOT NULL,
+        metadata       TEXT    NOT NULL,
+        recorded_at    INTEGER NOT NULL,
+        UNIQUE (stream_id, version)
+    );
+    CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'stored events are immutable: UPDATE refused'); END;
+    CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'stored events are immutable: DELETE refused'); END;",
+];
+
+/// The schema version this crate writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Opens a connection with the busy timeout set (before anything can wait for a lock).
+pub(crate) fn connect(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(store_error)?;
+    conn.busy_timeout(options.busy_timeout)
+        .map_err(store_error)?;
+    conn.pragma_update(None, "synchronous", options.synchronous.as_pragma())
+        .map_err(store_error)?;
+    Ok(conn)
+}
+
+/// Opens the writer's connection: WAL, then every migration the file has not seen yet.
+pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
+    let mut conn = connect(path, options)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(store_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend(
+            format!("the file refused WAL mode (journal_mode is {mode})").into(),
+        ));
+    }
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    // IMMEDIATE: two processes opening a new file at once migrate it one after the other.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(store_error)?;
+    let found: u32 = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(store_error)?;
+    if found > SCHEMA_VERSION {
+        return Err(SqliteError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        }
+        .into());
+    }
+    for migration in &MIGRATIONS[found as usize..] {
+        tx.execute_batch(migration).map_err(store_error)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(store_error)?;
+    tx.commit().map_err(store_error)
+}

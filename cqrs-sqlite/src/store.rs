@@ -1,0 +1,143 @@
+//! `SqliteStore`: the event store contract on one SQLite file.
+
+use crate::options::SqliteOptions;
+use crate::reader::{query_events, Readers, COLUMNS};
+use crate::schema::open_writer;
+use crate::writer::Writer;
+use async_trait::async_trait;
+use cqrs_core::store::validate_stream_id;
+use cqrs_core::{Appended, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
+use rusqlite::params;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The embedded event store: one SQLite file in WAL mode, one writer thread committing
+/// appends in groups, and pooled read connections. Clones share all of it; several
+/// processes may open the same file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<Readers>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+/// SQLite's integers are signed; larger limits and positions mean "no limit".
+fn sql_int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the store at `path` with default options.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// Opens the store at `path` with these options.
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let conn = open_writer(&path, &options)?;
+            Ok(Self {
+                writer: Writer::start(conn)?,
+                readers: Arc::new(Readers::new(path, options)),
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Backend(Box::new(e)))?
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        validate_stream_id(stream_id)?;
+        self.writer.append(stream_id, expected, events).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stream_id = stream_id.to_owned();
+        self.readers
+            .run(move |conn| {
+                query_events(
+                    conn,
+                    &format!(
+                        "SELECT {COLUMNS} FROM events WHERE stream_id = ?1 AND version >= ?2 \
+                         ORDER BY version LIMIT ?3"
+                    ),
+                    params![stream_id, sql_int(from_version), sql_int(limit as u64)],
+                )
+            })
+            .await
+    }
+
+    async fn read_stream_backward(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stream_id = stream_id.to_owned();
+        self.readers
+            .run(move |conn| {
+                query_events(
+                    conn,
+                    &format!(
+                        "SELECT {COLUMNS} FROM events WHERE stream_id = ?1 AND version <= ?2 \
+                         ORDER BY version DESC LIMIT ?3"
+                    ),
+                    params![stream_id, sql_int(from_version), sql_int(limit as u64)],
+                )
+            })
+            .await
+    }
+
+    async fn read_all(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.readers
+            .run(move |conn| {
+                query_events(
+                    conn,
+                    &format!(
+                        "SELECT {COLUMNS} FROM events WHERE position >= ?1 \
+                         ORDER BY position LIMIT ?2"
+                    ),
+                    params![sql_int(from_position), sql_int(limit as u64)],
+                )
+            })
+            .await
+    }
+
+    async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
+        let stream_id = stream_id.to_owned();
+        self.readers
+            .run(move |conn| {
+                let version: Option<i64> = conn
+                    .prepare_cached("SELECT MAX(version) FROM events WHERE stream_id = ?1")
+                    .and_then(|mut stmt| stmt.query_row([stream_id], |row| row.get(0)))
+                    .map_err(crate::error::store_error)?;
+                Ok(version.map(|v| v as u64))
+            })
+            .await
+    }
+}
