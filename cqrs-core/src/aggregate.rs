@@ -9,7 +9,9 @@ use std::fmt::Debug;
 /// Implement it on the aggregate's event enum. Events are stored as JSON in serde's default
 /// (externally tagged) enum form: `event_type` must return the variant's serde name, so the
 /// type lives in its own column and old events can be upcast before they are deserialized.
-pub trait DomainEvent: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static {
+pub trait DomainEvent:
+    Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static
+{
     /// The variant's name, stored beside the payload so readers can route and upcast by it.
     fn event_type(&self) -> &'static str;
 

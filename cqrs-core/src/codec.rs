@@ -215,7 +215,16 @@ mod tests {
     #[test]
     fn an_internally_tagged_enum_is_refused_at_encode() {
         let err = encode(&Internally::A { x: 1 }, &Metadata::new()).unwrap_err();
-        assert!(matches!(err, EncodeError::NotTagged { event_type: "A", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                EncodeError::NotTagged {
+                    event_type: "A",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -226,7 +235,8 @@ mod tests {
         let err = decode::<Ev>(&recorded, &Upcasters::new()).unwrap_err();
         let message = err.to_string();
         assert!(
-            message.starts_with("cannot decode event `Opened` (schema 1) at stream `S-1` version 4:"),
+            message
+                .starts_with("cannot decode event `Opened` (schema 1) at stream `S-1` version 4:"),
             "{message}"
         );
         assert!(matches!(err.cause, DecodeCause::Json(_)));

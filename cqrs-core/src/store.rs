@@ -258,13 +258,19 @@ mod tests {
 
     #[test]
     fn conflict_message_names_stream_and_versions() {
-        let err = ExpectedVersion::Exact(2).check("Cart-1", Some(5)).unwrap_err();
+        let err = ExpectedVersion::Exact(2)
+            .check("Cart-1", Some(5))
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "wrong expected version on stream `Cart-1`: expected version 2, actual version 5"
         );
-        let err = ExpectedVersion::StreamExists.check("Cart-1", None).unwrap_err();
-        assert!(err.to_string().ends_with("expected an existing stream, actual no stream"));
+        let err = ExpectedVersion::StreamExists
+            .check("Cart-1", None)
+            .unwrap_err();
+        assert!(err
+            .to_string()
+            .ends_with("expected an existing stream, actual no stream"));
     }
 
     #[test]

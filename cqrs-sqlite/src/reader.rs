@@ -49,7 +49,11 @@ impl Readers {
     }
 
     fn checkout(&self) -> Result<Connection, StoreError> {
-        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
         match idle {
             Some(conn) => Ok(conn),
             None => {
@@ -101,13 +105,22 @@ fn recorded_event(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
         match row.get_ref(index).map_err(store_error)? {
             ValueRef::Text(bytes) => String::from_utf8(bytes.to_vec())
                 .map_err(|e| corrupt(format!("{name} is not UTF-8: {e}"))),
-            other => Err(corrupt(format!("{name} is {:?}, not text", other.data_type()))),
+            other => Err(corrupt(format!(
+                "{name} is {:?}, not text",
+                other.data_type()
+            ))),
         }
     };
     let event_id = match row.get_ref(3).map_err(store_error)? {
-        ValueRef::Blob(bytes) => Uuid::from_slice(bytes)
-            .map_err(|e| corrupt(format!("event_id is not a UUID: {e}")))?,
-        other => return Err(corrupt(format!("event_id is {:?}, not a blob", other.data_type()))),
+        ValueRef::Blob(bytes) => {
+            Uuid::from_slice(bytes).map_err(|e| corrupt(format!("event_id is not a UUID: {e}")))?
+        }
+        other => {
+            return Err(corrupt(format!(
+                "event_id is {:?}, not a blob",
+                other.data_type()
+            )))
+        }
     };
     let event_type = text(4, "event_type")?;
     let schema_version: u32 = row

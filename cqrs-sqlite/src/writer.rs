@@ -152,8 +152,8 @@ fn insert(
     let mut recorded = Vec::with_capacity(events.len());
     for (offset, event) in events.into_iter().enumerate() {
         let event_version = version + offset as u64 + 1;
-        let metadata = serde_json::to_string(&event.metadata)
-            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let metadata =
+            serde_json::to_string(&event.metadata).map_err(|e| StoreError::Backend(Box::new(e)))?;
         let inserted = statement.execute(params![
             stream_id,
             event_version as i64,

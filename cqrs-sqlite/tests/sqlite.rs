@@ -76,7 +76,10 @@ async fn a_reopened_file_rebuilds_the_same_aggregate() {
     drop(notes);
 
     let reopened = SqliteStore::open(db_path(&dir)).await.unwrap();
-    let after = Repository::<Note, _>::new(reopened).load("n-1").await.unwrap();
+    let after = Repository::<Note, _>::new(reopened)
+        .load("n-1")
+        .await
+        .unwrap();
     assert_eq!(after, before);
     assert_eq!(after.version, 3);
     assert_eq!(after.state.lines, ["first", "日本語 ✓", "third"]);
@@ -143,19 +146,30 @@ async fn the_schema_is_versioned_and_a_newer_file_is_refused_untouched() {
 async fn full_synchronous_stores_and_reads() {
     let dir = tempfile::tempdir().unwrap();
     let options = SqliteOptions::new().synchronous(Synchronous::Full);
-    let store = SqliteStore::open_with(db_path(&dir), options).await.unwrap();
-    let appended = store
-        .append("s", ExpectedVersion::NoStream, vec![new_event("a"), new_event("b")])
+    let store = SqliteStore::open_with(db_path(&dir), options)
         .await
         .unwrap();
-    assert_eq!(store.read_stream("s", 1, 10).await.unwrap(), appended.events);
+    let appended = store
+        .append(
+            "s",
+            ExpectedVersion::NoStream,
+            vec![new_event("a"), new_event("b")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.read_stream("s", 1, 10).await.unwrap(),
+        appended.events
+    );
 }
 
 #[tokio::test]
 async fn a_writer_held_up_past_the_busy_timeout_gets_a_typed_error() {
     let dir = tempfile::tempdir().unwrap();
     let options = SqliteOptions::new().busy_timeout(Duration::from_millis(200));
-    let store = SqliteStore::open_with(db_path(&dir), options).await.unwrap();
+    let store = SqliteStore::open_with(db_path(&dir), options)
+        .await
+        .unwrap();
     let other_process = raw(&db_path(&dir));
     other_process.execute_batch("BEGIN IMMEDIATE").unwrap();
     let blocked = store
@@ -201,7 +215,9 @@ async fn a_damaged_payload_names_stream_version_and_type_and_spares_other_stream
             assert_eq!(error.stream_id, "Note-damaged");
             assert_eq!(error.version, 2);
             assert_eq!(error.event_type, "Written");
-            assert!(error.to_string().contains("stream `Note-damaged` version 2"));
+            assert!(error
+                .to_string()
+                .contains("stream `Note-damaged` version 2"));
         }
         other => panic!("expected a decode error, got {other:?}"),
     }
@@ -214,7 +230,11 @@ async fn a_damaged_envelope_is_a_corrupt_error_naming_stream_and_version() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(db_path(&dir)).await.unwrap();
     store
-        .append("s", ExpectedVersion::Any, vec![new_event("a"), new_event("b")])
+        .append(
+            "s",
+            ExpectedVersion::Any,
+            vec![new_event("a"), new_event("b")],
+        )
         .await
         .unwrap();
     edit_by_hand(
@@ -247,7 +267,11 @@ async fn appends_committed_in_one_group_are_checked_one_by_one() {
                 .append("contested", ExpectedVersion::NoStream, vec![new_event("c")])
                 .await;
             let own = store
-                .append(&format!("own-{i}"), ExpectedVersion::NoStream, vec![new_event("o")])
+                .append(
+                    &format!("own-{i}"),
+                    ExpectedVersion::NoStream,
+                    vec![new_event("o")],
+                )
                 .await;
             (contested.is_ok(), own.map(|a| a.version))
         }));
@@ -262,7 +286,11 @@ async fn appends_committed_in_one_group_are_checked_one_by_one() {
     let log = store.read_all(1, usize::MAX).await.unwrap();
     assert_eq!(log.len(), 65);
     let positions: Vec<u64> = log.iter().map(|e| e.position).collect();
-    assert_eq!(positions, (1..=65).collect::<Vec<_>>(), "no gap from refused appends");
+    assert_eq!(
+        positions,
+        (1..=65).collect::<Vec<_>>(),
+        "no gap from refused appends"
+    );
 }
 
 const CHILD_DB: &str = "CQRS_SQLITE_CHILD_DB";
@@ -278,13 +306,21 @@ async fn child_writer() {
     let store = SqliteStore::open(&path).await.unwrap();
     for i in 0..CHILD_APPENDS {
         store
-            .append(&format!("own-{name}"), ExpectedVersion::Exact(i), vec![new_event(&name)])
+            .append(
+                &format!("own-{name}"),
+                ExpectedVersion::Exact(i),
+                vec![new_event(&name)],
+            )
             .await
             .unwrap_or_else(|e| panic!("{name}: own stream refused: {e}"));
         loop {
             let version = store.stream_version("shared").await.unwrap().unwrap_or(0);
             match store
-                .append("shared", ExpectedVersion::Exact(version), vec![new_event(&name)])
+                .append(
+                    "shared",
+                    ExpectedVersion::Exact(version),
+                    vec![new_event(&name)],
+                )
                 .await
             {
                 Ok(_) => break,
@@ -326,12 +362,18 @@ async fn two_processes_write_one_file() {
     assert_eq!(versions, (1..=2 * CHILD_APPENDS).collect::<Vec<_>>());
     for name in ["a", "b"] {
         let own = format!("own-{name}");
-        assert_eq!(store.stream_version(&own).await.unwrap(), Some(CHILD_APPENDS));
+        assert_eq!(
+            store.stream_version(&own).await.unwrap(),
+            Some(CHILD_APPENDS)
+        );
         let from_child = shared
             .iter()
             .filter(|e| e.payload.contains(&format!("\"{name}\"")))
             .count() as u64;
-        assert_eq!(from_child, CHILD_APPENDS, "child {name} lost or doubled events");
+        assert_eq!(
+            from_child, CHILD_APPENDS,
+            "child {name} lost or doubled events"
+        );
     }
 }
 

@@ -61,7 +61,10 @@ fn assert_conflict(result: Result<crate::Appended, StoreError>, stream: &str, ac
             ..
         }) => {
             assert_eq!(stream_id, stream, "the conflict names another stream");
-            assert_eq!(reported, actual, "the conflict reports a wrong actual version");
+            assert_eq!(
+                reported, actual,
+                "the conflict reports a wrong actual version"
+            );
         }
         other => panic!("expected WrongExpectedVersion on {stream}, got {other:?}"),
     }
@@ -85,7 +88,10 @@ pub async fn append_then_read_back<S: EventStore>(store: &S) {
         .expect("append failed");
     assert_eq!(appended.version, 3);
     let read = read_whole_stream(store, &stream).await;
-    assert_eq!(read, appended.events, "read back differs from what append returned");
+    assert_eq!(
+        read, appended.events,
+        "read back differs from what append returned"
+    );
     for (i, (stored, new)) in read.iter().zip(&written).enumerate() {
         assert_same_event(stored, new);
         assert_eq!(stored.stream_id, stream);
@@ -98,9 +104,13 @@ pub async fn append_then_read_back<S: EventStore>(store: &S) {
 /// `Any` appends to new and existing streams alike.
 pub async fn expected_version_any<S: EventStore>(store: &S) {
     let stream = new_stream();
-    let first = store.append(&stream, ExpectedVersion::Any, events("a", 2)).await;
+    let first = store
+        .append(&stream, ExpectedVersion::Any, events("a", 2))
+        .await;
     assert_eq!(first.expect("Any on a new stream").version, 2);
-    let second = store.append(&stream, ExpectedVersion::Any, events("b", 1)).await;
+    let second = store
+        .append(&stream, ExpectedVersion::Any, events("b", 1))
+        .await;
     assert_eq!(second.expect("Any on an existing stream").version, 3);
 }
 
@@ -213,7 +223,10 @@ pub async fn failed_batches_change_nothing<S: EventStore>(store: &S) {
 
     let mut batch = events("lost", 3);
     batch[2].event_id = taken_id;
-    match store.append(&stream, ExpectedVersion::Exact(2), batch).await {
+    match store
+        .append(&stream, ExpectedVersion::Exact(2), batch)
+        .await
+    {
         Err(StoreError::DuplicateEventId {
             event_id,
             stream_id,
@@ -225,13 +238,19 @@ pub async fn failed_batches_change_nothing<S: EventStore>(store: &S) {
     }
     let mut batch = events("twice", 3);
     batch[1].event_id = batch[0].event_id;
-    let twice = store.append(&stream, ExpectedVersion::Exact(2), batch).await;
+    let twice = store
+        .append(&stream, ExpectedVersion::Exact(2), batch)
+        .await;
     assert!(
         matches!(twice, Err(StoreError::DuplicateEventId { .. })),
         "an id twice in one batch must be refused, got {twice:?}"
     );
 
-    assert_eq!(read_whole_log(store).await, log_before, "the global log changed");
+    assert_eq!(
+        read_whole_log(store).await,
+        log_before,
+        "the global log changed"
+    );
     assert_eq!(store.stream_version(&stream).await.unwrap(), Some(2));
     let after = store
         .append(&stream, ExpectedVersion::Exact(2), events("next", 1))
@@ -310,9 +329,16 @@ pub async fn streams_are_isolated<S: EventStore>(store: &S) {
     }
     let read_a = read_whole_stream(store, &a).await;
     let read_b = read_whole_stream(store, &b).await;
-    assert!(read_a.iter().all(|e| e.stream_id == a && e.payload.contains("\"a")));
-    assert!(read_b.iter().all(|e| e.stream_id == b && e.payload.contains("\"b")));
-    assert_eq!(read_a.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(read_a
+        .iter()
+        .all(|e| e.stream_id == a && e.payload.contains("\"a")));
+    assert!(read_b
+        .iter()
+        .all(|e| e.stream_id == b && e.payload.contains("\"b")));
+    assert_eq!(
+        read_a.iter().map(|e| e.version).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
     assert_eq!(read_b.len(), 6);
     assert_eq!(store.stream_version(&a).await.unwrap(), Some(3));
     assert_eq!(store.stream_version(&b).await.unwrap(), Some(6));
@@ -329,7 +355,9 @@ pub async fn unknown_streams_and_invalid_ids<S: EventStore>(store: &S) {
         .is_empty());
     assert_eq!(store.stream_version(&unknown).await.unwrap(), None);
     for bad in ["", "nul\0inside"] {
-        let refused = store.append(bad, ExpectedVersion::Any, events("x", 1)).await;
+        let refused = store
+            .append(bad, ExpectedVersion::Any, events("x", 1))
+            .await;
         assert!(
             matches!(refused, Err(StoreError::InvalidStreamId { .. })),
             "stream id {bad:?} must be refused, got {refused:?}"
@@ -353,10 +381,20 @@ pub async fn stream_paging<S: EventStore>(store: &S) {
     assert_eq!(versions(&page(4, 3).await.unwrap()), [4, 5, 6]);
     assert_eq!(versions(&page(9, 5).await.unwrap()), [9, 10]);
     assert_eq!(versions(&page(10, 1).await.unwrap()), [10]);
-    assert_eq!(versions(&page(0, 2).await.unwrap()), [1, 2], "from 0 reads from the start");
-    assert!(page(11, 5).await.unwrap().is_empty(), "past the end reads empty");
+    assert_eq!(
+        versions(&page(0, 2).await.unwrap()),
+        [1, 2],
+        "from 0 reads from the start"
+    );
+    assert!(
+        page(11, 5).await.unwrap().is_empty(),
+        "past the end reads empty"
+    );
     assert!(page(u64::MAX, 5).await.unwrap().is_empty());
-    assert!(page(1, 0).await.unwrap().is_empty(), "limit 0 reads nothing");
+    assert!(
+        page(1, 0).await.unwrap().is_empty(),
+        "limit 0 reads nothing"
+    );
     assert_eq!(page(1, usize::MAX).await.unwrap().len(), 10);
 
     let back = |from, limit| store.read_stream_backward(&stream, from, limit);
@@ -371,7 +409,10 @@ pub async fn stream_paging<S: EventStore>(store: &S) {
 /// Paging the global log with `from`/`limit` at and past the ends gives every event once,
 /// in commit order.
 pub async fn global_paging_on_empty_store<S: EventStore>(store: &S) {
-    assert!(read_whole_log(store).await.is_empty(), "needs an empty store");
+    assert!(
+        read_whole_log(store).await.is_empty(),
+        "needs an empty store"
+    );
     let (a, b) = (new_stream(), new_stream());
     let mut committed = Vec::new();
     for (stream, count) in [(&a, 3), (&b, 2), (&a, 4), (&b, 1)] {
@@ -401,13 +442,19 @@ pub async fn global_paging_on_empty_store<S: EventStore>(store: &S) {
     assert!(store.read_all(last + 1, 10).await.unwrap().is_empty());
     assert!(store.read_all(u64::MAX, 10).await.unwrap().is_empty());
     assert!(store.read_all(first, 0).await.unwrap().is_empty());
-    assert_eq!(store.read_all(first + 2, 2).await.unwrap(), all[2..4].to_vec());
+    assert_eq!(
+        store.read_all(first + 2, 2).await.unwrap(),
+        all[2..4].to_vec()
+    );
 }
 
 /// Positions strictly increase in commit order; in a single-writer backend (memory,
 /// SQLite) they also run 1, 2, 3, ... without gaps, failed appends included.
 pub async fn positions_are_gap_free_on_empty_store<S: EventStore>(store: &S) {
-    assert!(read_whole_log(store).await.is_empty(), "needs an empty store");
+    assert!(
+        read_whole_log(store).await.is_empty(),
+        "needs an empty store"
+    );
     let stream = new_stream();
     let mut last = 0;
     for round in 0..5u64 {
@@ -416,7 +463,10 @@ pub async fn positions_are_gap_free_on_empty_store<S: EventStore>(store: &S) {
             .await
             .unwrap();
         for event in &appended.events {
-            assert!(event.position > last, "positions must increase in commit order");
+            assert!(
+                event.position > last,
+                "positions must increase in commit order"
+            );
             last = event.position;
         }
         let refused = store
@@ -424,7 +474,11 @@ pub async fn positions_are_gap_free_on_empty_store<S: EventStore>(store: &S) {
             .await;
         assert!(refused.is_err());
     }
-    let positions: Vec<u64> = read_whole_log(store).await.iter().map(|e| e.position).collect();
+    let positions: Vec<u64> = read_whole_log(store)
+        .await
+        .iter()
+        .map(|e| e.position)
+        .collect();
     assert_eq!(positions, (1..=10).collect::<Vec<_>>());
 }
 
@@ -454,7 +508,11 @@ pub async fn metadata_and_unicode_round_trip<S: EventStore>(store: &S) {
             event_type: format!("Typé{i}"),
             schema_version: 7,
             payload: (*payload).to_owned(),
-            metadata: if i == 3 { Metadata::new() } else { metadata.clone() },
+            metadata: if i == 3 {
+                Metadata::new()
+            } else {
+                metadata.clone()
+            },
         })
         .collect();
     let appended = store
@@ -562,7 +620,10 @@ pub async fn concurrent_writers_on_one_stream<S: EventStore>(store: &S) {
     let mut winners: Vec<(u64, Uuid)> = won.into_iter().flatten().collect();
     winners.sort();
     let stored: Vec<(u64, Uuid)> = read.iter().map(|e| (e.version, e.event_id)).collect();
-    assert_eq!(winners, stored, "each version has exactly the event of its one winner");
+    assert_eq!(
+        winners, stored,
+        "each version has exactly the event of its one winner"
+    );
     let ids: HashSet<Uuid> = read.iter().map(|e| e.event_id).collect();
     assert_eq!(ids.len(), read.len(), "an event is stored twice");
 }
@@ -592,7 +653,10 @@ pub async fn concurrent_writers_on_many_streams<S: EventStore>(store: &S) {
         let page = store.read_all(from, 1000).await.unwrap();
         let Some(last) = page.last() else { break };
         from = last.position + 1;
-        log.extend(page.into_iter().filter(|e| e.stream_id.starts_with(&prefix)));
+        log.extend(
+            page.into_iter()
+                .filter(|e| e.stream_id.starts_with(&prefix)),
+        );
     }
     assert_eq!(log.len(), WRITERS * EVENTS_PER_WRITER);
     for (writer, ids) in written.iter().enumerate() {

@@ -83,7 +83,11 @@ where
     }
     let first = repository.load(id).await.map_err(|e| fail("load", e))?;
     let second = repository.load(id).await.map_err(|e| fail("reload", e))?;
-    prop_assert_eq!(&first.state, &live, "replayed state differs from live state");
+    prop_assert_eq!(
+        &first.state,
+        &live,
+        "replayed state differs from live state"
+    );
     prop_assert_eq!(&first, &second, "two replays differ");
     prop_assert_eq!(first.version, decided.len() as u64);
 
@@ -99,7 +103,11 @@ where
             codec::decode(recorded, &Upcasters::new()).map_err(|e| fail("decode", e))?;
         prop_assert_eq!(&decoded, event);
         let again = codec::encode(&decoded, &Metadata::new()).map_err(|e| fail("encode", e))?;
-        prop_assert_eq!(&again.payload, &recorded.payload, "re-encoding changed the payload");
+        prop_assert_eq!(
+            &again.payload,
+            &recorded.payload,
+            "re-encoding changed the payload"
+        );
         prop_assert_eq!(again.event_type.as_str(), recorded.event_type.as_str());
     }
     Ok(())
