@@ -35,10 +35,12 @@
 //! ```
 
 pub mod aggregate;
+mod cache;
 pub mod codec;
 pub mod envelope;
 pub mod metadata;
 pub mod repository;
+pub mod snapshot;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -49,5 +51,6 @@ pub use codec::{DecodeCause, DecodeError, EncodeError};
 pub use envelope::{EventEnvelope, NewEvent, RecordedEvent};
 pub use metadata::Metadata;
 pub use repository::{Committed, Loaded, Repository, RepositoryError};
+pub use snapshot::{Snapshot, SnapshotPolicy, SnapshotStore};
 pub use store::{Appended, EventStore, ExpectedVersion, StoreError};
 pub use upcast::{RawEvent, UpcastError, Upcasters};

@@ -1,12 +1,18 @@
-//! The repository: loads an aggregate by replaying its stream and runs commands against it.
+//! The repository: rebuilds an aggregate (from a snapshot, a cache entry, or its whole stream),
+//! runs commands against it, and loads it as it was at a past version or instant.
 
 use crate::aggregate::Aggregate;
+use crate::cache::{AggregateCache, Cached};
 use crate::codec::{self, DecodeError, EncodeError};
-use crate::envelope::EventEnvelope;
+use crate::envelope::{recorded_now, EventEnvelope};
 use crate::metadata::Metadata;
+use crate::snapshot::{Snapshot, SnapshotPolicy, SnapshotStore};
 use crate::store::{EventStore, ExpectedVersion, StoreError};
 use crate::upcast::Upcasters;
-use std::marker::PhantomData;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -67,12 +73,74 @@ pub enum RepositoryError<E: std::error::Error + 'static> {
     Encode(#[from] EncodeError),
 }
 
+/// Restores snapshots of `A` and saves new ones; erased so that `Repository<A, S>` needs no
+/// serde bounds unless snapshots are switched on.
+#[async_trait]
+trait Snapshotting<A>: Send + Sync {
+    fn policy(&self) -> SnapshotPolicy;
+    /// The latest usable snapshot at or below `at_most`; anything unusable reads as none.
+    async fn restore(&self, stream_id: &str, at_most: u64) -> Option<Loaded<A>>;
+    /// Saves the state; a failure is dropped, snapshots being only a cache of the events.
+    async fn save(&self, stream_id: &str, state: &A, version: u64);
+}
+
+struct SnapshotsIn<T> {
+    store: T,
+    policy: SnapshotPolicy,
+}
+
+#[async_trait]
+impl<A, T> Snapshotting<A> for SnapshotsIn<T>
+where
+    A: Aggregate + Serialize + DeserializeOwned,
+    T: SnapshotStore,
+{
+    fn policy(&self) -> SnapshotPolicy {
+        self.policy
+    }
+
+    async fn restore(&self, stream_id: &str, at_most: u64) -> Option<Loaded<A>> {
+        let snapshot = self.store.load_snapshot(stream_id).await.ok()??;
+        if snapshot.state_version != self.policy.state_version || snapshot.version > at_most {
+            return None;
+        }
+        let state = serde_json::from_str(&snapshot.state).ok()?;
+        Some(Loaded {
+            state,
+            version: snapshot.version,
+        })
+    }
+
+    async fn save(&self, stream_id: &str, state: &A, version: u64) {
+        let Ok(state) = serde_json::to_string(state) else {
+            return;
+        };
+        let snapshot = Snapshot {
+            stream_id: stream_id.to_owned(),
+            version,
+            state_version: self.policy.state_version,
+            state,
+            taken_at: recorded_now(),
+        };
+        let _ = self.store.save_snapshot(snapshot).await;
+    }
+}
+
+/// How far a replay goes.
+#[derive(Clone, Copy)]
+enum Until {
+    End,
+    Version(u64),
+    Time(DateTime<Utc>),
+}
+
 /// Loads aggregates of type `A` from store `S` and executes their commands.
 pub struct Repository<A: Aggregate, S: EventStore> {
     store: S,
     upcasters: Arc<Upcasters>,
     conflict_retries: u32,
-    _aggregate: PhantomData<fn() -> A>,
+    snapshots: Option<Arc<dyn Snapshotting<A>>>,
+    cache: Option<Arc<AggregateCache<A>>>,
 }
 
 impl<A: Aggregate, S: EventStore + Clone> Clone for Repository<A, S> {
@@ -81,19 +149,40 @@ impl<A: Aggregate, S: EventStore + Clone> Clone for Repository<A, S> {
             store: self.store.clone(),
             upcasters: self.upcasters.clone(),
             conflict_retries: self.conflict_retries,
-            _aggregate: PhantomData,
+            snapshots: self.snapshots.clone(),
+            cache: self.cache.clone(),
         }
     }
 }
 
+impl<A, S> Repository<A, S>
+where
+    A: Aggregate + Serialize + DeserializeOwned,
+    S: EventStore + SnapshotStore + Clone,
+{
+    /// Takes a snapshot each time a command crosses a multiple of the policy's interval,
+    /// after the append commits (a failing snapshot never fails the command), and loads
+    /// from the latest usable snapshot plus the events after it. A snapshot that no longer
+    /// decodes, or of another state version, is ignored and the stream replayed.
+    pub fn with_snapshots(mut self, policy: SnapshotPolicy) -> Self {
+        self.snapshots = Some(Arc::new(SnapshotsIn {
+            store: self.store.clone(),
+            policy,
+        }));
+        self
+    }
+}
+
 impl<A: Aggregate, S: EventStore> Repository<A, S> {
-    /// A repository with no upcasters and [`DEFAULT_CONFLICT_RETRIES`].
+    /// A repository with no upcasters, no snapshots, no cache and
+    /// [`DEFAULT_CONFLICT_RETRIES`].
     pub fn new(store: S) -> Self {
         Self {
             store,
             upcasters: Arc::new(Upcasters::new()),
             conflict_retries: DEFAULT_CONFLICT_RETRIES,
-            _aggregate: PhantomData,
+            snapshots: None,
+            cache: None,
         }
     }
 
@@ -110,6 +199,16 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         self
     }
 
+    /// Keeps up to `entries` recently commanded aggregates in memory with their versions,
+    /// so a command on a hot aggregate reads only the events it has not seen. Other writers
+    /// (other repositories, other processes) stay safe: those events are read before
+    /// deciding, and one that lands in between makes the append conflict and the command
+    /// run again on the caught-up state. Clones of this repository share the cache.
+    pub fn with_cache(mut self, entries: usize) -> Self {
+        self.cache = Some(Arc::new(AggregateCache::new(entries)));
+        self
+    }
+
     /// The store underneath, for reads the repository does not cover.
     pub fn store(&self) -> &S {
         &self.store
@@ -120,30 +219,92 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         &self.upcasters
     }
 
-    /// Rebuilds the aggregate by replaying its whole stream; an unknown id gives the
-    /// default state at version 0.
+    /// Rebuilds the aggregate from its latest snapshot (if enabled) and the events after
+    /// it; an unknown id gives the default state at version 0.
     pub async fn load(&self, id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
-        self.load_stream(&stream_id::<A>(id)).await
+        self.rebuild(&stream_id::<A>(id), Until::End).await
     }
 
-    async fn load_stream(&self, stream_id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
-        let mut loaded = Loaded {
+    /// The aggregate as it was at `version` (or at its current version, if lower): what it
+    /// looked like when a past decision was made.
+    pub async fn load_at_version(
+        &self,
+        id: &str,
+        version: u64,
+    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        self.rebuild(&stream_id::<A>(id), Until::Version(version))
+            .await
+    }
+
+    /// The aggregate as it was at instant `at`: every event recorded at or before it.
+    pub async fn load_as_of(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        self.rebuild(&stream_id::<A>(id), Until::Time(at)).await
+    }
+
+    async fn rebuild(
+        &self,
+        stream_id: &str,
+        until: Until,
+    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let at_most = match until {
+            Until::End => u64::MAX,
+            Until::Version(version) => version,
+            // Where a snapshot's last event falls in time is not kept: replay it all.
+            Until::Time(_) => 0,
+        };
+        let mut loaded = self.restore(stream_id, at_most).await;
+        self.catch_up(stream_id, &mut loaded, until).await?;
+        Ok(loaded)
+    }
+
+    /// The latest usable snapshot at or below `at_most`, or the initial state.
+    async fn restore(&self, stream_id: &str, at_most: u64) -> Loaded<A> {
+        let restored = match &self.snapshots {
+            Some(snapshots) if at_most > 0 => snapshots.restore(stream_id, at_most).await,
+            _ => None,
+        };
+        restored.unwrap_or_else(|| Loaded {
             state: A::default(),
             version: 0,
-        };
+        })
+    }
+
+    /// Folds the stream's events after `loaded.version` into `loaded`, up to `until`.
+    async fn catch_up(
+        &self,
+        stream_id: &str,
+        loaded: &mut Loaded<A>,
+        until: Until,
+    ) -> Result<(), RepositoryError<A::Error>> {
         loop {
+            let limit = match until {
+                Until::Version(version) => {
+                    let left = version.saturating_sub(loaded.version);
+                    usize::try_from(left).unwrap_or(usize::MAX).min(REPLAY_PAGE)
+                }
+                Until::End | Until::Time(_) => REPLAY_PAGE,
+            };
+            if limit == 0 {
+                return Ok(());
+            }
             let page = self
                 .store
-                .read_stream(stream_id, loaded.version + 1, REPLAY_PAGE)
+                .read_stream(stream_id, loaded.version + 1, limit)
                 .await?;
-            let full = page.len() == REPLAY_PAGE;
             for recorded in &page {
+                if matches!(until, Until::Time(at) if recorded.recorded_at > at) {
+                    return Ok(());
+                }
                 let event = codec::decode::<A::Event>(recorded, &self.upcasters)?;
                 loaded.state.apply(&event);
                 loaded.version = recorded.version;
             }
-            if !full {
-                return Ok(loaded);
+            if page.len() < limit {
+                return Ok(());
             }
         }
     }
@@ -158,7 +319,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 
     /// Runs a command: load, `handle`, append at the loaded version; on a concurrency
-    /// conflict, load and decide again, up to the configured number of retries.
+    /// conflict, read the events that won and decide again, up to the configured number of
+    /// retries.
     ///
     /// Every event gets `metadata`, with a new correlation id if it carries none.
     pub async fn execute_with(
@@ -169,17 +331,29 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     ) -> Result<Committed<A::Event>, RepositoryError<A::Error>> {
         metadata.correlation_id.get_or_insert_with(Uuid::new_v4);
         let stream_id = stream_id::<A>(id);
+        let mut loaded = match self.cache.as_ref().and_then(|c| c.take(&stream_id)) {
+            Some(cached) => Loaded {
+                state: cached.state,
+                version: cached.version,
+            },
+            None => self.restore(&stream_id, u64::MAX).await,
+        };
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let loaded = self.load_stream(&stream_id).await?;
-            let events = loaded
-                .state
-                .handle(command.clone())
-                .map_err(RepositoryError::Domain)?;
+            self.catch_up(&stream_id, &mut loaded, Until::End).await?;
+            let events = match loaded.state.handle(command.clone()) {
+                Ok(events) => events,
+                Err(refusal) => {
+                    self.keep(&stream_id, loaded);
+                    return Err(RepositoryError::Domain(refusal));
+                }
+            };
             if events.is_empty() {
+                let version = loaded.version;
+                self.keep(&stream_id, loaded);
                 return Ok(Committed {
-                    version: loaded.version,
+                    version,
                     events: Vec::new(),
                 });
             }
@@ -190,6 +364,19 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             let expected = ExpectedVersion::Exact(loaded.version);
             match self.store.append(&stream_id, expected, new_events).await {
                 Ok(appended) => {
+                    for event in &events {
+                        loaded.state.apply(event);
+                    }
+                    let before = loaded.version;
+                    loaded.version = appended.version;
+                    if let Some(snapshots) = &self.snapshots {
+                        if snapshots.policy().is_due(before, loaded.version) {
+                            snapshots
+                                .save(&stream_id, &loaded.state, loaded.version)
+                                .await;
+                        }
+                    }
+                    self.keep(&stream_id, loaded);
                     let events = appended
                         .events
                         .into_iter()
@@ -220,6 +407,19 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 }
                 Err(other) => return Err(other.into()),
             }
+        }
+    }
+
+    /// Puts a state that is correct as of its version back in the cache, if there is one.
+    fn keep(&self, stream_id: &str, loaded: Loaded<A>) {
+        if let Some(cache) = &self.cache {
+            cache.put(
+                stream_id,
+                Cached {
+                    state: loaded.state,
+                    version: loaded.version,
+                },
+            );
         }
     }
 }

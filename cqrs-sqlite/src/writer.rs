@@ -1,9 +1,10 @@
-//! The single writer: one connection on its own thread, committing appends in groups.
+//! The single writer: one connection on its own thread, committing writes in groups.
 //!
-//! Appends queue on a channel. The thread takes every append waiting when it becomes free
-//! and commits them in one transaction, each inside its own savepoint: each is checked
-//! against its own expected version, a refused one is rolled back alone, and the group pays
-//! for one commit (one fsync under `synchronous = FULL`).
+//! Writes (appends, snapshots) queue on a channel as jobs. The thread takes every job
+//! waiting when it becomes free and commits them in one transaction, each inside its own
+//! savepoint: each append is checked against its own expected version, a refused one is
+//! rolled back alone, and the group pays for one commit (one fsync under
+//! `synchronous = FULL`). Callers hear back only after the commit.
 
 use crate::error::{is_busy, is_duplicate_event_id, store_error, SqliteError};
 use chrono::{DateTime, Utc};
@@ -13,68 +14,113 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use std::sync::mpsc;
 use tokio::sync::oneshot;
 
-/// Appends committed together at most; bounds the latency one group adds to its last member.
+/// Jobs committed together at most; bounds the latency one group adds to its last member.
 const MAX_GROUP: usize = 256;
 
-/// One append waiting for the writer.
-pub(crate) struct AppendRequest {
-    pub stream_id: String,
-    pub expected: ExpectedVersion,
-    pub events: Vec<NewEvent>,
-    pub reply: oneshot::Sender<Result<Appended, StoreError>>,
+/// A unit of work for the writer: runs inside its own savepoint, then learns whether the
+/// group's transaction committed.
+trait Job: Send {
+    /// Does the work; `false` means it failed and its savepoint must be rolled back.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Sends the outcome, once the transaction committed (or failed to).
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+struct Work<R, F> {
+    work: Option<F>,
+    outcome: Option<Result<R, StoreError>>,
+    reply: oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<R, F> Job for Work<R, F>
+where
+    R: Send,
+    F: FnOnce(&Connection) -> Result<R, StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let outcome = match self.work.take() {
+            Some(work) => work(conn),
+            None => Err(SqliteError::WriterStopped.into()),
+        };
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
+        let outcome = match (self.outcome, committed) {
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (Some(Ok(_)), Err(failure)) => Err(failure),
+            (Some(Err(refusal)), _) => Err(refusal),
+            (None, Err(failure)) => Err(failure),
+            (None, Ok(())) => Err(SqliteError::WriterStopped.into()),
+        };
+        // The caller may have stopped waiting; what committed stays committed.
+        let _ = self.reply.send(outcome);
+    }
 }
 
 /// The sending side of the writer thread; dropping every clone stops the thread.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    queue: mpsc::Sender<AppendRequest>,
+    queue: mpsc::Sender<Box<dyn Job>>,
 }
 
 impl Writer {
-    /// Moves the connection onto a new thread that serves appends until the store is dropped.
+    /// Moves the connection onto a new thread that serves jobs until the store is dropped.
     pub fn start(conn: Connection) -> Result<Self, StoreError> {
-        let (queue, requests) = mpsc::channel();
+        let (queue, jobs) = mpsc::channel();
         std::thread::Builder::new()
             .name("cqrs-sqlite-writer".to_owned())
-            .spawn(move || serve(conn, requests))
+            .spawn(move || serve(conn, jobs))
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
         Ok(Self { queue })
     }
 
-    /// Queues an append and waits for its result without blocking the runtime.
+    /// Runs `work` in the next group transaction, in a savepoint of its own (rolled back
+    /// alone if it fails), and returns its result once the transaction has committed.
+    pub async fn run<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (reply, outcome) = oneshot::channel();
+        let job = Work {
+            work: Some(work),
+            outcome: None,
+            reply,
+        };
+        self.queue
+            .send(Box::new(job))
+            .map_err(|_| SqliteError::WriterStopped)?;
+        outcome.await.map_err(|_| SqliteError::WriterStopped)?
+    }
+
+    /// Appends events to a stream (see [`insert`]).
     pub async fn append(
         &self,
         stream_id: &str,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Appended, StoreError> {
-        let (reply, result) = oneshot::channel();
-        let request = AppendRequest {
-            stream_id: stream_id.to_owned(),
-            expected,
-            events,
-            reply,
-        };
-        self.queue
-            .send(request)
-            .map_err(|_| SqliteError::WriterStopped)?;
-        result.await.map_err(|_| SqliteError::WriterStopped)?
+        let stream_id = stream_id.to_owned();
+        self.run(move |conn| insert(conn, &stream_id, expected, events, recorded_now()))
+            .await
     }
 }
 
-fn serve(mut conn: Connection, requests: mpsc::Receiver<AppendRequest>) {
-    while let Ok(first) = requests.recv() {
+fn serve(mut conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
-            match requests.try_recv() {
-                Ok(request) => group.push(request),
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
                 Err(_) => break,
             }
         }
-        let results = commit_group(&mut conn, &mut group);
-        for (request, result) in group.into_iter().zip(results) {
-            // The caller may have given up waiting; its append is committed all the same.
-            let _ = request.reply.send(result);
+        let committed = commit_group(&mut conn, &mut group);
+        for job in group {
+            job.finish(committed.as_ref().map(|_| ()).map_err(group_failure));
         }
     }
 }
@@ -90,46 +136,21 @@ fn group_failure(error: &rusqlite::Error) -> StoreError {
     }
 }
 
-fn commit_group(
-    conn: &mut Connection,
-    group: &mut [AppendRequest],
-) -> Vec<Result<Appended, StoreError>> {
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(error) => return group.iter().map(|_| Err(group_failure(&error))).collect(),
-    };
-    let recorded_at = recorded_now();
-    let mut results = Vec::with_capacity(group.len());
-    for request in group.iter_mut() {
-        let events = std::mem::take(&mut request.events);
-        let result = tx.savepoint().map_err(store_error).and_then(|savepoint| {
-            let appended = insert(
-                &savepoint,
-                &request.stream_id,
-                request.expected,
-                events,
-                recorded_at,
-            )?;
-            // Dropping an uncommitted savepoint rolls this append back alone.
-            savepoint.commit().map_err(store_error)?;
-            Ok(appended)
-        });
-        results.push(result);
+/// Runs every job in one IMMEDIATE transaction, each in its own savepoint, and commits.
+fn commit_group(conn: &mut Connection, group: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for job in group.iter_mut() {
+        let savepoint = tx.savepoint()?;
+        if job.run(&savepoint) {
+            savepoint.commit()?;
+        }
+        // Dropping an uncommitted savepoint rolls this job back alone.
     }
-    if results.iter().all(Result::is_err) {
-        return results;
-    }
-    if let Err(error) = tx.commit() {
-        return results
-            .into_iter()
-            .map(|result| result.and(Err(group_failure(&error))))
-            .collect();
-    }
-    results
+    tx.commit()
 }
 
 /// Checks the expected version and inserts the events, inside the caller's savepoint.
-fn insert(
+pub(crate) fn insert(
     conn: &Connection,
     stream_id: &str,
     expected: ExpectedVersion,
