@@ -68,7 +68,8 @@ impl<A> AggregateCache<A> {
     fn insert(&self, lru: &mut Lru<A>, stream_id: &str, cached: Cached<A>) {
         lru.clock += 1;
         lru.by_use.insert(lru.clock, stream_id.to_owned());
-        lru.entries.insert(stream_id.to_owned(), (cached, lru.clock));
+        lru.entries
+            .insert(stream_id.to_owned(), (cached, lru.clock));
     }
 
     /// How many aggregates are cached.

@@ -87,6 +87,9 @@ mod tests {
         assert!(policy.is_due(8, 12));
         assert!(!policy.is_due(10, 19));
         assert!(policy.is_due(19, 31));
-        assert!(SnapshotPolicy::every(0).is_due(4, 5), "every(0) means every event");
+        assert!(
+            SnapshotPolicy::every(0).is_due(4, 5),
+            "every(0) means every event"
+        );
     }
 }

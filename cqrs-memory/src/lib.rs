@@ -6,7 +6,10 @@
 use async_trait::async_trait;
 use cqrs_core::envelope::recorded_now;
 use cqrs_core::store::validate_stream_id;
-use cqrs_core::{Appended, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
+use cqrs_core::{
+    Appended, EventStore, ExpectedVersion, NewEvent, RecordedEvent, Snapshot, SnapshotStore,
+    StoreError,
+};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -14,6 +17,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     log: Arc<RwLock<Log>>,
+    snapshots: Arc<RwLock<HashMap<String, Snapshot>>>,
 }
 
 #[derive(Debug, Default)]
@@ -149,5 +153,30 @@ impl EventStore for MemoryStore {
 
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
         Ok(self.read().streams.get(stream_id).map(|s| s.len() as u64))
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for MemoryStore {
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let mut snapshots = self
+            .snapshots
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        match snapshots.get(&snapshot.stream_id) {
+            Some(kept) if kept.version >= snapshot.version => {}
+            _ => {
+                snapshots.insert(snapshot.stream_id.clone(), snapshot);
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let snapshots = self
+            .snapshots
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(snapshots.get(stream_id).cloned())
     }
 }

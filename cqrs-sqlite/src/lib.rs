@@ -5,6 +5,7 @@
 //!   queue for the write lock instead of failing with "database is locked".
 //! - A versioned schema migrated on open: `UNIQUE(stream_id, version)`, `UNIQUE(event_id)`,
 //!   and triggers that refuse UPDATE and DELETE on stored events.
+//! - Snapshots (`SnapshotStore`) in table `snapshots`, the latest per stream.
 //! - One writer thread that commits concurrent appends together (group commit), each in its
 //!   own savepoint; reads on pooled connections of their own. Async callers never block the
 //!   runtime on SQLite.
@@ -25,6 +26,7 @@ mod error;
 mod options;
 mod reader;
 mod schema;
+mod snapshots;
 mod store;
 mod synchronous;
 mod writer;

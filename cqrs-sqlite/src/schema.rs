@@ -27,6 +27,14 @@ const MIGRATIONS: &[&str] = &[
     BEGIN SELECT RAISE(ABORT, 'stored events are immutable: UPDATE refused'); END;
     CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'stored events are immutable: DELETE refused'); END;",
+    // 2: the latest snapshot per stream (a cache of the events: it may be replaced).
+    "CREATE TABLE snapshots (
+        stream_id     TEXT    PRIMARY KEY,
+        version       INTEGER NOT NULL,
+        state_version INTEGER NOT NULL,
+        state         TEXT    NOT NULL,
+        taken_at      INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this crate writes.

@@ -32,6 +32,14 @@ fn sql_int(value: u64) -> i64 {
 }
 
 impl SqliteStore {
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    pub(crate) fn readers(&self) -> &Arc<Readers> {
+        &self.readers
+    }
+
     /// Opens (creating and migrating if needed) the store at `path` with default options.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(path, SqliteOptions::default()).await

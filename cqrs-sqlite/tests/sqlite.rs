@@ -389,3 +389,38 @@ impl SpawnPiped for std::process::Command {
             .expect("spawn the test binary")
     }
 }
+
+#[tokio::test]
+async fn a_file_of_an_older_schema_is_migrated_on_open_keeping_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(db_path(&dir)).await.unwrap();
+    let appended = store
+        .append("s", ExpectedVersion::NoStream, vec![new_event("old")])
+        .await
+        .unwrap();
+    drop(store);
+    // Take the file back to schema 1, which had no snapshots table.
+    raw(&db_path(&dir))
+        .execute_batch("DROP TABLE snapshots; PRAGMA user_version = 1;")
+        .unwrap();
+
+    let store = SqliteStore::open(db_path(&dir)).await.unwrap();
+    let version: u32 = raw(&db_path(&dir))
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(
+        store.read_stream("s", 1, 10).await.unwrap(),
+        appended.events
+    );
+    let snapshot = cqrs_core::Snapshot {
+        stream_id: "s".into(),
+        version: 1,
+        state_version: 1,
+        state: "{}".into(),
+        taken_at: cqrs_core::envelope::recorded_now(),
+    };
+    use cqrs_core::SnapshotStore;
+    store.save_snapshot(snapshot.clone()).await.unwrap();
+    assert_eq!(store.load_snapshot("s").await.unwrap(), Some(snapshot));
+}

@@ -12,6 +12,7 @@
 
 use crate::envelope::{recorded_now, NewEvent, RecordedEvent};
 use crate::metadata::Metadata;
+use crate::snapshot::{Snapshot, SnapshotStore};
 use crate::store::{EventStore, ExpectedVersion, StoreError};
 use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
@@ -669,6 +670,48 @@ pub async fn concurrent_writers_on_many_streams<S: EventStore>(store: &S) {
         let expected: Vec<(u64, Uuid)> = (1..).zip(ids.iter().copied()).collect();
         assert_eq!(in_log, expected, "stream {stream} in global order");
     }
+}
+
+/// A snapshot store keeps the latest snapshot per stream, byte for byte, and never lets an
+/// older one replace a newer.
+pub async fn snapshots_keep_the_latest<S: SnapshotStore>(store: &S) {
+    let stream = new_stream();
+    assert_eq!(store.load_snapshot(&stream).await.unwrap(), None);
+    let snapshot = |version: u64, state: &str| Snapshot {
+        stream_id: stream.clone(),
+        version,
+        state_version: 3,
+        state: state.to_owned(),
+        taken_at: recorded_now(),
+    };
+    let fifth = snapshot(
+        5,
+        r#"{"lines":["日本語 🚀","\"q\""],"n":12345678901234567890}"#,
+    );
+    store.save_snapshot(fifth.clone()).await.unwrap();
+    assert_eq!(
+        store.load_snapshot(&stream).await.unwrap(),
+        Some(fifth.clone())
+    );
+    store.save_snapshot(snapshot(3, "{}")).await.unwrap();
+    assert_eq!(
+        store.load_snapshot(&stream).await.unwrap(),
+        Some(fifth),
+        "an older snapshot replaced a newer one"
+    );
+    let eighth = snapshot(8, "{\"n\":8}");
+    store.save_snapshot(eighth.clone()).await.unwrap();
+    assert_eq!(store.load_snapshot(&stream).await.unwrap(), Some(eighth));
+    assert_eq!(store.load_snapshot(&new_stream()).await.unwrap(), None);
+}
+
+/// One `#[tokio::test]` per snapshot-store check, each on a fresh store (see
+/// [`store_conformance_tests!`](crate::store_conformance_tests)).
+#[macro_export]
+macro_rules! snapshot_store_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@each $make; snapshots_keep_the_latest,);
+    };
 }
 
 /// One `#[tokio::test]` per conformance check, each on a fresh store made by `$make`, an
