@@ -15,9 +15,12 @@ use crate::aggregate::{Aggregate, DomainEvent};
 use crate::codec;
 use crate::metadata::Metadata;
 use crate::repository::{Repository, RepositoryError};
+use crate::snapshot::{SnapshotPolicy, SnapshotStore};
 use crate::store::EventStore;
 use crate::upcast::Upcasters;
 use proptest::prelude::*;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::fmt::Debug;
 use std::future::Future;
 
@@ -131,5 +134,58 @@ pub fn check_event_round_trip<E: DomainEvent + PartialEq>(event: &E) -> Result<(
     prop_assert_eq!(&decoded, event);
     let again = codec::encode(&decoded, &Metadata::new()).map_err(|e| fail("re-encode", e))?;
     prop_assert_eq!(again.payload, encoded.payload);
+    Ok(())
+}
+
+/// Runs `commands` through a repository taking a snapshot every `every` events, then checks
+/// that loading with snapshots equals loading without, now and at every past version (so
+/// snapshot + tail equals full replay, and temporal loads ignore snapshots from their future).
+pub async fn check_snapshots<A, S>(
+    store: S,
+    id: &str,
+    commands: Vec<A::Command>,
+    every: u64,
+) -> Result<(), TestCaseError>
+where
+    A: Aggregate + Serialize + DeserializeOwned + PartialEq + Debug,
+    S: EventStore + SnapshotStore + Clone,
+{
+    let with = Repository::<A, S>::new(store.clone()).with_snapshots(SnapshotPolicy::every(every));
+    let without = Repository::<A, S>::new(store.clone());
+    for command in commands {
+        match with.execute(id, command).await {
+            Ok(_) | Err(RepositoryError::Domain(_)) => {}
+            Err(other) => return Err(fail("execute", other)),
+        }
+    }
+    let loaded = with.load(id).await.map_err(|e| fail("load", e))?;
+    let replayed = without.load(id).await.map_err(|e| fail("replay", e))?;
+    prop_assert_eq!(
+        &loaded,
+        &replayed,
+        "snapshot + tail differs from full replay"
+    );
+    let snapshot = store
+        .load_snapshot(&crate::repository::stream_id::<A>(id))
+        .await
+        .map_err(|e| fail("load_snapshot", e))?;
+    if loaded.version >= every {
+        let snapshot = snapshot.ok_or_else(|| fail("snapshot", "none was taken"))?;
+        prop_assert!(snapshot.version <= loaded.version);
+    } else {
+        prop_assert!(snapshot.is_none(), "a snapshot before {} events", every);
+    }
+    for version in 0..=loaded.version {
+        let past = with
+            .load_at_version(id, version)
+            .await
+            .map_err(|e| fail("load_at_version", e))?;
+        let past_replayed = without
+            .load_at_version(id, version)
+            .await
+            .map_err(|e| fail("load_at_version", e))?;
+        prop_assert_eq!(past.version, version);
+        prop_assert_eq!(&past, &past_replayed, "at version {}", version);
+    }
     Ok(())
 }
