@@ -1,1 +1,11 @@
-//! placeholder
+//! Runnable example domains of the framework: the cart of seed 5 (also the benchmark
+//! workload), the order of minimum CQRS, and demos that run them on any event store.
+
+pub mod cart;
+pub mod demo;
+pub mod order;
+
+/// The README's Rust blocks, compiled and run as doctests so the quick start cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,185 @@
+//! Runnable stories over the example domains, written as library functions so the binaries
+//! stay thin and the tests can run the very same code and check what it reports.
+//!
+//! - [`cart`]: commands, refusals, reload, metadata and reading old events through upcasters.
+//! - [`orders`]: the order lifecycle and the read model projected from the global log.
+
+pub mod cart;
+pub mod orders;
+
+use cqrs_core::{
+    Aggregate, Committed, DomainEvent, EventStore, Metadata, RecordedEvent, Repository,
+    RepositoryError,
+};
+use std::fmt::Debug;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+/// Any failure of a demo other than a refused command (refusals are part of the story).
+pub type DemoError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where the demos print; `Send` so a demo's future can move between threads.
+pub type Output<'a> = &'a mut (dyn Write + Send);
+
+/// The custom metadata key every demo command carries, next to its correlation id.
+pub const USER_KEY: &str = "user";
+
+/// The directory holding the demos' SQLite files: given by the user, or a fresh one under
+/// the system's temp dir that is removed on drop so repeated runs leave nothing behind.
+#[derive(Debug)]
+pub struct DataDir {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl DataDir {
+    /// Reads `--data-dir DIR` (the only flag the demo binaries take); without it, a fresh
+    /// temporary directory.
+    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, DemoError> {
+        let mut args = args.into_iter();
+        let dir = match (args.next().as_deref(), args.next(), args.next()) {
+            (None, _, _) => None,
+            (Some("--data-dir"), Some(dir), None) => Some(PathBuf::from(dir)),
+            _ => return Err("usage: [--data-dir DIR]".into()),
+        };
+        match dir {
+            Some(path) => {
+                std::fs::create_dir_all(&path)?;
+                Ok(Self {
+                    path,
+                    temporary: false,
+                })
+            }
+            None => Self::temporary(),
+        }
+    }
+
+    /// A new, empty directory `cqrs-examples-<uuid>` under `std::env::temp_dir()`.
+    pub fn temporary() -> Result<Self, DemoError> {
+        let path = std::env::temp_dir().join(format!("cqrs-examples-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&path)?;
+        Ok(Self {
+            path,
+            temporary: true,
+        })
+    }
+
+    /// The directory itself.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if self.temporary {
+            // Best effort: a leftover temp dir is harmless, and drop cannot report.
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Runs one command with `metadata` and prints it with what it committed or why it was
+/// refused; a refusal is returned as the inner `Err`, any other failure as the outer one.
+async fn run_command<A, S>(
+    repository: &Repository<A, S>,
+    id: &str,
+    command: A::Command,
+    metadata: &Metadata,
+    out: Output<'_>,
+) -> Result<Result<Committed<A::Event>, A::Error>, DemoError>
+where
+    A: Aggregate,
+    A::Command: Debug,
+    A::Error: Debug,
+    S: EventStore,
+{
+    writeln!(out, "> {}-{id}: {command:?}", A::TYPE)?;
+    match repository.execute_with(id, command, metadata.clone()).await {
+        Ok(committed) => {
+            for envelope in &committed.events {
+                writeln!(
+                    out,
+                    "    committed {} version={} position={} correlation_id={}",
+                    envelope.event.event_type(),
+                    envelope.version,
+                    envelope.position,
+                    describe(envelope.metadata.correlation_id),
+                )?;
+            }
+            Ok(Ok(committed))
+        }
+        Err(RepositoryError::Domain(error)) => {
+            writeln!(out, "    refused: {error:?}: {error}")?;
+            Ok(Err(error))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Prints stored events with the metadata each one carries.
+fn print_stored(out: Output<'_>, events: &[RecordedEvent]) -> io::Result<()> {
+    for event in events {
+        write!(
+            out,
+            "    {} version={} position={} schema={} correlation_id={}",
+            event.stream_id,
+            event.version,
+            event.position,
+            event.schema_version,
+            describe(event.metadata.correlation_id),
+        )?;
+        for (key, value) in &event.metadata.custom {
+            write!(out, " {key}={value}")?;
+        }
+        writeln!(out, " {}", event.event_type)?;
+    }
+    Ok(())
+}
+
+fn describe(id: Option<Uuid>) -> String {
+    id.map_or_else(|| "-".to_owned(), |id| id.to_string())
+}
+
+/// A short tag from the session's correlation id, so each run writes to its own streams and
+/// a demo can be repeated on the same database.
+fn session_tag(correlation_id: Uuid) -> String {
+    correlation_id.simple().to_string()[..8].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|arg| (*arg).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_temporary_data_dir_is_removed_on_drop() {
+        let dir = DataDir::from_args(args(&[])).unwrap();
+        let path = dir.path().to_owned();
+        assert!(path.is_dir());
+        assert!(path.starts_with(std::env::temp_dir()));
+        drop(dir);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_given_data_dir_is_created_and_kept() {
+        let parent = tempfile::tempdir().unwrap();
+        let wanted = parent.path().join("demo");
+        let dir = DataDir::from_args(args(&["--data-dir", wanted.to_str().unwrap()])).unwrap();
+        assert_eq!(dir.path(), wanted);
+        drop(dir);
+        assert!(wanted.is_dir());
+    }
+
+    #[test]
+    fn unknown_or_incomplete_flags_are_refused() {
+        assert!(DataDir::from_args(args(&["--data-dir"])).is_err());
+        assert!(DataDir::from_args(args(&["--db", "x"])).is_err());
+        assert!(DataDir::from_args(args(&["--data-dir", "a", "b"])).is_err());
+    }
+}
