@@ -152,7 +152,7 @@ pub enum CartError {
 }
 
 /// One item's line in the cart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
     /// Units in the cart.
     pub quantity: u32,
@@ -161,7 +161,7 @@ pub struct Line {
 }
 
 /// A cart as its events made it: lines by item, the coupon and its discount.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cart {
     lines: BTreeMap<String, Line>,
     coupon: Option<String>,
