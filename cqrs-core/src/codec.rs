@@ -134,15 +134,7 @@ pub fn decode_envelope<E: DomainEvent>(
     upcasters: &Upcasters,
 ) -> Result<EventEnvelope<E>, DecodeError> {
     let event = decode(&recorded, upcasters)?;
-    Ok(EventEnvelope {
-        stream_id: recorded.stream_id,
-        version: recorded.version,
-        position: recorded.position,
-        event_id: recorded.event_id,
-        metadata: recorded.metadata,
-        recorded_at: recorded.recorded_at,
-        event,
-    })
+    Ok(recorded.into_envelope(event))
 }
 
 #[cfg(test)]

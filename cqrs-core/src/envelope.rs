@@ -19,6 +19,29 @@ pub struct NewEvent {
     pub metadata: Metadata,
 }
 
+impl NewEvent {
+    /// The event as stored at this place and time; backends call it so all build it alike.
+    pub fn into_recorded(
+        self,
+        stream_id: &str,
+        version: u64,
+        position: u64,
+        recorded_at: DateTime<Utc>,
+    ) -> RecordedEvent {
+        RecordedEvent {
+            stream_id: stream_id.to_owned(),
+            version,
+            position,
+            event_id: self.event_id,
+            event_type: self.event_type,
+            schema_version: self.schema_version,
+            payload: self.payload,
+            metadata: self.metadata,
+            recorded_at,
+        }
+    }
+}
+
 /// An event as the store keeps it: the new event plus where and when it landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedEvent {
@@ -59,6 +82,21 @@ pub struct EventEnvelope<E> {
     pub recorded_at: DateTime<Utc>,
     /// The event itself, in its current schema.
     pub event: E,
+}
+
+impl RecordedEvent {
+    /// Wraps the decoded `event` in this envelope, dropping the serialized form.
+    pub fn into_envelope<E>(self, event: E) -> EventEnvelope<E> {
+        EventEnvelope {
+            stream_id: self.stream_id,
+            version: self.version,
+            position: self.position,
+            event_id: self.event_id,
+            metadata: self.metadata,
+            recorded_at: self.recorded_at,
+            event,
+        }
+    }
 }
 
 /// The current time cut to whole microseconds, the precision every backend keeps, so an

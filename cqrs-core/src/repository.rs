@@ -381,15 +381,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                         .events
                         .into_iter()
                         .zip(events)
-                        .map(|(recorded, event)| EventEnvelope {
-                            stream_id: recorded.stream_id,
-                            version: recorded.version,
-                            position: recorded.position,
-                            event_id: recorded.event_id,
-                            metadata: recorded.metadata,
-                            recorded_at: recorded.recorded_at,
-                            event,
-                        })
+                        .map(|(recorded, event)| recorded.into_envelope(event))
                         .collect();
                     return Ok(Committed {
                         version: appended.version,

@@ -79,17 +79,12 @@ impl EventStore for MemoryStore {
         let indices = log.streams.entry(stream_id.to_owned()).or_default();
         let mut appended = Vec::with_capacity(events.len());
         for (offset, event) in events.into_iter().enumerate() {
-            let recorded = RecordedEvent {
-                stream_id: stream_id.to_owned(),
-                version: version + offset as u64 + 1,
-                position: log.events.len() as u64 + 1,
-                event_id: event.event_id,
-                event_type: event.event_type,
-                schema_version: event.schema_version,
-                payload: event.payload,
-                metadata: event.metadata,
+            let recorded = event.into_recorded(
+                stream_id,
+                version + offset as u64 + 1,
+                log.events.len() as u64 + 1,
                 recorded_at,
-            };
+            );
             indices.push(log.events.len());
             log.event_ids.insert(recorded.event_id);
             appended.push(recorded.clone());

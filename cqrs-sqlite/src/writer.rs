@@ -9,7 +9,7 @@
 use crate::error::{is_busy, is_duplicate_event_id, store_error, SqliteError};
 use chrono::{DateTime, Utc};
 use cqrs_core::envelope::recorded_now;
-use cqrs_core::{Appended, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
+use cqrs_core::{Appended, ExpectedVersion, NewEvent, StoreError};
 use rusqlite::{params, Connection, TransactionBehavior};
 use std::sync::mpsc;
 use tokio::sync::oneshot;
@@ -195,17 +195,8 @@ pub(crate) fn insert(
             }
             Err(error) => return Err(store_error(error)),
         }
-        recorded.push(RecordedEvent {
-            stream_id: stream_id.to_owned(),
-            version: event_version,
-            position: conn.last_insert_rowid() as u64,
-            event_id: event.event_id,
-            event_type: event.event_type,
-            schema_version: event.schema_version,
-            payload: event.payload,
-            metadata: event.metadata,
-            recorded_at,
-        });
+        let position = conn.last_insert_rowid() as u64;
+        recorded.push(event.into_recorded(stream_id, event_version, position, recorded_at));
     }
     Ok(Appended {
         version: version + recorded.len() as u64,
