@@ -1,10 +1,12 @@
 //! The shopping cart of seed 5 ("minimum event sourcing"), exactly as the benchmarks use it.
 //!
 //! State, events, commands, `handle` and `apply`, and nothing of the framework but the two
-//! traits. Money is in integer cents; ids are strings.
+//! traits; then [`upcasters`], the chain that reads events written by older releases.
+//! Money is in integer cents; ids are strings.
 
-use cqrs_core::{Aggregate, DomainEvent};
+use cqrs_core::{Aggregate, DomainEvent, RawEvent, Upcasters};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -46,6 +48,11 @@ pub enum CartEvent {
         coupon_code: String,
         /// The discount in cents.
         discount_amount: i64,
+        /// The marketing campaign the coupon came from, if any. Added after the first
+        /// release (weak schema): coupons stored without it read as `None`, and a coupon
+        /// without one is stored exactly as before the field existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        campaign: Option<String>,
     },
 }
 
@@ -56,6 +63,15 @@ impl DomainEvent for CartEvent {
             CartEvent::ItemRemoved { .. } => "ItemRemoved",
             CartEvent::ItemQuantityUpdated { .. } => "ItemQuantityUpdated",
             CartEvent::CouponApplied { .. } => "CouponApplied",
+        }
+    }
+
+    /// `ItemAdded` is at schema 3, after `ProductAdded` 1 and 2 (see [`upcasters`]); the
+    /// other events never changed shape in a way a weak schema cannot absorb.
+    fn schema_version(&self) -> u32 {
+        match self {
+            CartEvent::ItemAdded { .. } => ITEM_ADDED_SCHEMA,
+            _ => 1,
         }
     }
 }
@@ -98,6 +114,8 @@ pub enum CartCommand {
         coupon_code: String,
         /// The discount in cents, not negative.
         discount_amount: i64,
+        /// The marketing campaign the coupon belongs to, if any.
+        campaign: Option<String>,
     },
 }
 
@@ -160,11 +178,14 @@ pub struct Line {
     pub price: i64,
 }
 
-/// A cart as its events made it: lines by item, the coupon and its discount.
+/// A cart as its events made it: lines by item, the coupon, its campaign and its discount.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cart {
     lines: BTreeMap<String, Line>,
     coupon: Option<String>,
+    // Default: snapshots taken before the field existed still decode.
+    #[serde(default)]
+    campaign: Option<String>,
     discount: i64,
 }
 
@@ -177,6 +198,11 @@ impl Cart {
     /// The applied coupon's code, if any, since a cart takes only one.
     pub fn coupon(&self) -> Option<&str> {
         self.coupon.as_deref()
+    }
+
+    /// The campaign of the applied coupon, if the coupon named one, to credit the campaign.
+    pub fn campaign(&self) -> Option<&str> {
+        self.campaign.as_deref()
     }
 
     /// The discount in cents granted by the coupon (0 without one).
@@ -206,7 +232,11 @@ impl fmt::Display for Cart {
             write!(f, "{separator}{item_id} x{} @{}", line.quantity, line.price)?;
         }
         if let Some(coupon) = &self.coupon {
-            write!(f, "; coupon {coupon} -{}", self.discount)?;
+            write!(f, "; coupon {coupon}")?;
+            if let Some(campaign) = &self.campaign {
+                write!(f, " ({campaign})")?;
+            }
+            write!(f, " -{}", self.discount)?;
         }
         write!(f, "; total_price={}", self.total_price())
     }
@@ -266,6 +296,7 @@ impl Aggregate for Cart {
                 cart_id,
                 coupon_code,
                 discount_amount,
+                campaign,
             } => {
                 if coupon_code.is_empty() {
                     return Err(CartError::EmptyCouponCode);
@@ -286,6 +317,7 @@ impl Aggregate for Cart {
                     cart_id,
                     coupon_code,
                     discount_amount,
+                    campaign,
                 }
             }
         };
@@ -322,9 +354,11 @@ impl Aggregate for Cart {
             CartEvent::CouponApplied {
                 coupon_code,
                 discount_amount,
+                campaign,
                 ..
             } => {
                 self.coupon = Some(coupon_code.clone());
+                self.campaign = campaign.clone();
                 self.discount = *discount_amount;
             }
         }
@@ -341,6 +375,86 @@ impl Cart {
             })
         }
     }
+}
+
+/// The schema this code writes `ItemAdded` at: the third shape of the "item added" fact.
+const ITEM_ADDED_SCHEMA: u32 = 3;
+
+/// The chain that reads cart events written by older releases: stored events are never
+/// rewritten, so old rows are converted each time they are read, step by step, into the
+/// current [`CartEvent`]. Pass it to `Repository::with_upcasters`.
+///
+/// The "item added" fact went through three shapes:
+/// 1. `ProductAdded` schema 1: `{cart_id, sku, qty, unit_price}`, the price in whole
+///    currency units;
+/// 2. `ProductAdded` schema 2: `{cart_id, sku, qty, price}`, the price in cents;
+/// 3. `ItemAdded` schema 3: `{cart_id, item_id, quantity, price}`, [`CartEvent::ItemAdded`].
+///
+/// `ItemAdded` rows of schema 1, written before the schema was raised to 3, already have
+/// the current shape and are read as stored. A step that meets a payload it cannot convert
+/// (a field missing or of the wrong kind) fails with a message naming the field, which the
+/// repository reports as a `DecodeError` on that event's stream and version.
+pub fn upcasters() -> Upcasters {
+    Upcasters::new()
+        .with("ProductAdded", 1, product_added_v1_to_v2)
+        .with("ProductAdded", 2, product_added_v2_to_item_added_v3)
+}
+
+/// `ProductAdded` 1 → 2: `unit_price` in whole currency units becomes `price` in cents
+/// (× 100); the other fields pass through untouched.
+///
+/// Fails if the payload is not an object, or `unit_price` is missing, not a whole number,
+/// or too large once in cents.
+fn product_added_v1_to_v2(mut event: RawEvent) -> Result<RawEvent, String> {
+    let fields = as_object(&mut event.payload)?;
+    let unit_price = take_field(fields, "unit_price")?;
+    let units = unit_price
+        .as_i64()
+        .ok_or_else(|| format!("`unit_price` is not a whole number: {unit_price}"))?;
+    let cents = units
+        .checked_mul(100)
+        .ok_or_else(|| format!("`unit_price` {units} overflows once in cents"))?;
+    fields.insert("price".to_owned(), json!(cents));
+    event.schema_version = 2;
+    Ok(event)
+}
+
+/// `ProductAdded` 2 → `ItemAdded` 3: the event is renamed, `sku` becomes `item_id` and
+/// `qty` becomes `quantity`; `cart_id` and `price` (already in cents) are kept.
+///
+/// Fails if the payload is not an object or one of the four fields is missing; the values
+/// themselves are checked when the result is deserialized into [`CartEvent`].
+fn product_added_v2_to_item_added_v3(mut event: RawEvent) -> Result<RawEvent, String> {
+    let fields = as_object(&mut event.payload)?;
+    let mut current = Map::with_capacity(4);
+    for (old, new) in [
+        ("cart_id", "cart_id"),
+        ("sku", "item_id"),
+        ("qty", "quantity"),
+        ("price", "price"),
+    ] {
+        current.insert(new.to_owned(), take_field(fields, old)?);
+    }
+    Ok(RawEvent {
+        event_type: "ItemAdded".to_owned(),
+        schema_version: ITEM_ADDED_SCHEMA,
+        payload: Value::Object(current),
+    })
+}
+
+/// The payload's fields, or why an upcaster step cannot read them.
+fn as_object(payload: &mut Value) -> Result<&mut Map<String, Value>, String> {
+    match payload {
+        Value::Object(fields) => Ok(fields),
+        other => Err(format!("the payload is not a JSON object: {other}")),
+    }
+}
+
+/// Removes and returns a field an upcaster step needs, or says which one is missing.
+fn take_field(fields: &mut Map<String, Value>, name: &str) -> Result<Value, String> {
+    fields
+        .remove(name)
+        .ok_or_else(|| format!("`{name}` is missing"))
 }
 
 /// The id of cart number `n` in a benchmark run: `<prefix>-<n as 7 digits>`.
@@ -411,6 +525,7 @@ pub fn script(prefix: &str, n: u32) -> Vec<CartCommand> {
                 cart_id: cart_id.clone(),
                 coupon_code: "SAVE250".to_owned(),
                 discount_amount: 250,
+                campaign: None,
             },
         })
         .collect()
@@ -468,12 +583,155 @@ mod tests {
                 cart_id: "c".into(),
                 coupon_code: "X".into(),
                 discount_amount: 30,
+                campaign: None,
             },
         ]);
         assert_eq!(cart.total_price(), 4 * 100 - 30);
         assert_eq!(cart.coupon(), Some("X"));
         assert_eq!(cart.discount(), 30);
         assert_eq!(cart.to_string(), "a x4 @100; coupon X -30; total_price=370");
+    }
+
+    #[test]
+    fn a_coupon_keeps_its_campaign_and_shows_it() {
+        let cart = fold(&[
+            added("a", 1, 100),
+            CartEvent::CouponApplied {
+                cart_id: "c".into(),
+                coupon_code: "X".into(),
+                discount_amount: 30,
+                campaign: Some("spring".into()),
+            },
+        ]);
+        assert_eq!(cart.campaign(), Some("spring"));
+        assert_eq!(
+            cart.to_string(),
+            "a x1 @100; coupon X (spring) -30; total_price=70"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_taken_before_campaigns_existed_still_decodes() {
+        let old = r#"{"lines":{"a":{"quantity":2,"price":5}},"coupon":"X","discount":3}"#;
+        let cart: Cart = serde_json::from_str(old).unwrap();
+        assert_eq!(cart.campaign(), None);
+        assert_eq!(cart.coupon(), Some("X"));
+        assert_eq!(cart.total_price(), 7);
+    }
+
+    #[test]
+    fn only_item_added_moved_to_schema_3() {
+        assert_eq!(added("a", 1, 1).schema_version(), 3);
+        let removed = CartEvent::ItemRemoved {
+            cart_id: "c".into(),
+            item_id: "a".into(),
+        };
+        assert_eq!(removed.schema_version(), 1);
+    }
+
+    fn product_added(schema_version: u32, payload: Value) -> RawEvent {
+        RawEvent {
+            event_type: "ProductAdded".into(),
+            schema_version,
+            payload,
+        }
+    }
+
+    #[test]
+    fn the_chain_takes_product_added_v1_through_v2_to_item_added_v3() {
+        let v1 = json!({ "cart_id": "c", "sku": "tea", "qty": 2, "unit_price": 19 });
+        let out = upcasters().upcast(product_added(1, v1)).unwrap();
+        assert_eq!(out.event_type, "ItemAdded");
+        assert_eq!(out.schema_version, 3);
+        assert_eq!(
+            out.payload,
+            json!({ "cart_id": "c", "item_id": "tea", "quantity": 2, "price": 1900 })
+        );
+        let v2 = json!({ "cart_id": "c", "sku": "cup", "qty": 1, "price": 450 });
+        let out = upcasters().upcast(product_added(2, v2)).unwrap();
+        assert_eq!(
+            out.payload,
+            json!({ "cart_id": "c", "item_id": "cup", "quantity": 1, "price": 450 })
+        );
+    }
+
+    #[test]
+    fn current_events_pass_the_chain_untouched() {
+        for schema_version in [1, 3] {
+            let row = RawEvent {
+                event_type: "ItemAdded".into(),
+                schema_version,
+                payload: json!({ "cart_id": "c", "item_id": "a", "quantity": 1, "price": 1 }),
+            };
+            assert_eq!(upcasters().upcast(row.clone()).unwrap(), row);
+        }
+    }
+
+    #[test]
+    fn each_step_names_what_it_cannot_convert() {
+        let cases = [
+            (
+                1,
+                json!({ "cart_id": "c", "sku": "a", "qty": 1 }),
+                "`unit_price` is missing",
+            ),
+            (
+                1,
+                json!({ "unit_price": 1.5 }),
+                "`unit_price` is not a whole number: 1.5",
+            ),
+            (
+                1,
+                json!({ "unit_price": "9" }),
+                "`unit_price` is not a whole number: \"9\"",
+            ),
+            (
+                1,
+                json!({ "unit_price": i64::MAX }),
+                "overflows once in cents",
+            ),
+            (1, json!([19]), "the payload is not a JSON object"),
+            (
+                2,
+                json!({ "cart_id": "c", "qty": 1, "price": 5 }),
+                "`sku` is missing",
+            ),
+            (
+                2,
+                json!({ "cart_id": "c", "sku": "a", "price": 5 }),
+                "`qty` is missing",
+            ),
+            (
+                2,
+                json!({ "sku": "a", "qty": 1, "price": 5 }),
+                "`cart_id` is missing",
+            ),
+            (
+                2,
+                json!({ "cart_id": "c", "sku": "a", "qty": 1 }),
+                "`price` is missing",
+            ),
+            (2, json!(null), "the payload is not a JSON object"),
+        ];
+        for (schema_version, payload, expected) in cases {
+            let err = upcasters()
+                .upcast(product_added(schema_version, payload.clone()))
+                .unwrap_err();
+            assert_eq!(err.event_type, "ProductAdded", "{payload}");
+            assert_eq!(err.schema_version, schema_version, "{payload}");
+            assert!(err.reason.contains(expected), "{payload}: {err}");
+        }
+        // A v1 row whose later fields are missing fails in the step that needs them.
+        let err = upcasters()
+            .upcast(product_added(
+                1,
+                json!({ "cart_id": "c", "qty": 1, "unit_price": 2 }),
+            ))
+            .unwrap_err();
+        assert_eq!(
+            (err.schema_version, err.reason.as_str()),
+            (2, "`sku` is missing")
+        );
     }
 
     #[test]
@@ -519,9 +777,35 @@ mod tests {
                 price: 292,
             }
         );
-        assert!(matches!(
-            &commands[15],
-            CartCommand::ApplyCoupon { coupon_code, discount_amount: 250, .. } if coupon_code == "SAVE250"
-        ));
+        assert_eq!(
+            commands[15],
+            CartCommand::ApplyCoupon {
+                cart_id: "w1-0000007".into(),
+                coupon_code: "SAVE250".into(),
+                discount_amount: 250,
+                campaign: None,
+            }
+        );
+    }
+
+    #[test]
+    fn the_script_events_serialize_as_the_benchmark_specifies() {
+        let mut cart = Cart::default();
+        let mut payloads = Vec::new();
+        for command in script("w1", 7) {
+            for event in cart.handle(command).unwrap() {
+                cart.apply(&event);
+                payloads.push(serde_json::to_string(&event).unwrap());
+            }
+        }
+        assert_eq!(payloads.len(), 20);
+        assert_eq!(
+            payloads[15],
+            r#"{"CouponApplied":{"cart_id":"w1-0000007","coupon_code":"SAVE250","discount_amount":250}}"#
+        );
+        assert_eq!(
+            payloads[0],
+            r#"{"ItemAdded":{"cart_id":"w1-0000007","item_id":"item-0","quantity":3,"price":149}}"#
+        );
     }
 }

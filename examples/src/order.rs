@@ -116,8 +116,8 @@ impl fmt::Display for OrderStatus {
     }
 }
 
-/// An order as its events made it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// An order as its events made it; serializable so that it can be snapshotted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     status: OrderStatus,
     customer_id: String,

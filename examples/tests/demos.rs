@@ -66,6 +66,7 @@ async fn check_cart_demo<S: EventStore + Clone>(store: S) {
     // book x1 at 12.50, minus the 3.00 coupon; the pen was removed.
     assert_eq!(report.state.total_price(), 950);
     assert_eq!(report.state.coupon(), Some("WELCOME"));
+    assert_eq!(report.state.campaign(), Some("newsletter"));
     assert_eq!(report.reloaded.state, report.state);
     assert_eq!(
         report.reloaded.version, 5,
@@ -73,6 +74,15 @@ async fn check_cart_demo<S: EventStore + Clone>(store: S) {
     );
 
     assert_eq!(report.stored.len(), 5);
+    let schemas: Vec<_> = report.stored.iter().map(|e| e.schema_version).collect();
+    assert_eq!(schemas, [3, 3, 1, 1, 1], "ItemAdded is written at schema 3");
+    assert_eq!(
+        report.stored[3].payload,
+        format!(
+            r#"{{"cart_id":"{}","coupon_code":"WELCOME","discount_amount":300,"campaign":"newsletter"}}"#,
+            report.cart_id
+        )
+    );
     assert_metadata(&report.stored, report.correlation_id, demo::cart::USER);
     assert!(report
         .committed
@@ -90,7 +100,8 @@ async fn check_cart_demo<S: EventStore + Clone>(store: S) {
         [
             ("ProductAdded", 1),
             ("ProductAdded", 2),
-            ("ItemQuantityUpdated", 1)
+            ("ItemQuantityUpdated", 1),
+            ("CouponApplied", 1)
         ]
     );
     assert_eq!(
@@ -113,9 +124,15 @@ async fn check_cart_demo<S: EventStore + Clone>(store: S) {
                 item_id: "sku-42".into(),
                 new_quantity: 3,
             },
+            CartEvent::CouponApplied {
+                cart_id: legacy.cart_id.clone(),
+                coupon_code: "LOYAL".into(),
+                discount_amount: 500,
+                campaign: None,
+            },
         ]
     );
-    assert_eq!(legacy.loaded.version, 3);
+    assert_eq!(legacy.loaded.version, 4);
     assert_eq!(
         legacy.loaded.state.lines().get("sku-42"),
         Some(&Line {
@@ -123,7 +140,9 @@ async fn check_cart_demo<S: EventStore + Clone>(store: S) {
             price: 1900
         })
     );
-    assert_eq!(legacy.loaded.state.total_price(), 3 * 1900 + 450);
+    assert_eq!(legacy.loaded.state.total_price(), 3 * 1900 + 450 - 500);
+    assert_eq!(legacy.loaded.state.coupon(), Some("LOYAL"));
+    assert_eq!(legacy.loaded.state.campaign(), None);
     match &legacy.without_upcasters {
         RepositoryError::Decode(error) => {
             assert_eq!(error.event_type, "ProductAdded");

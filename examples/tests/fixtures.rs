@@ -45,6 +45,7 @@ mod cart {
             cart_id: "c-1".into(),
             coupon_code: coupon_code.into(),
             discount_amount,
+            campaign: None,
         }
     }
 
@@ -53,6 +54,7 @@ mod cart {
             cart_id: "c-1".into(),
             coupon_code: coupon_code.into(),
             discount_amount,
+            campaign: None,
         }
     }
 
@@ -176,6 +178,23 @@ mod cart {
         AggregateFixture::<Cart>::given([item_added("book", 2, 1250)])
             .when(apply_coupon("WELCOME", 300))
             .then_expect_events(vec![coupon_applied("WELCOME", 300)]);
+    }
+
+    #[test]
+    fn a_coupon_of_a_campaign_records_the_campaign() {
+        AggregateFixture::<Cart>::given([item_added("book", 2, 1250)])
+            .when(CartCommand::ApplyCoupon {
+                cart_id: "c-1".into(),
+                coupon_code: "WELCOME".into(),
+                discount_amount: 300,
+                campaign: Some("newsletter".into()),
+            })
+            .then_expect_events(vec![CartEvent::CouponApplied {
+                cart_id: "c-1".into(),
+                coupon_code: "WELCOME".into(),
+                discount_amount: 300,
+                campaign: Some("newsletter".into()),
+            }]);
     }
 
     #[test]

@@ -69,6 +69,7 @@ fn commands() -> Vec<CartCommand> {
             cart_id,
             coupon_code: "WELCOME".to_owned(),
             discount_amount: 150,
+            campaign: None,
         },
     ]
 }

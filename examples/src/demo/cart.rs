@@ -2,12 +2,12 @@
 //! metadata on every event, and read a cart written by an older release through upcasters.
 
 use super::{print_stored, run_command, session_tag, DemoError, Output, USER_KEY};
-use crate::cart::{Cart, CartCommand, CartError, CartEvent};
+use crate::cart::{self, Cart, CartCommand, CartError, CartEvent};
 use cqrs_core::codec::decode;
 use cqrs_core::repository::stream_id;
 use cqrs_core::{
-    Aggregate, EventEnvelope, EventStore, ExpectedVersion, Loaded, Metadata, NewEvent, RawEvent,
-    RecordedEvent, Repository, RepositoryError, Upcasters,
+    Aggregate, EventEnvelope, EventStore, ExpectedVersion, Loaded, Metadata, NewEvent,
+    RecordedEvent, Repository, RepositoryError,
 };
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -46,58 +46,12 @@ pub struct LegacyCart {
     pub cart_id: String,
     /// The rows as the old release wrote them.
     pub stored: Vec<RecordedEvent>,
-    /// Those rows decoded through [`legacy_upcasters`].
+    /// Those rows decoded through [`cart::upcasters`].
     pub upcast: Vec<CartEvent>,
     /// The cart rebuilt by a repository with the upcasters.
     pub loaded: Loaded<Cart>,
     /// What a repository without upcasters reports on the same stream.
     pub without_upcasters: RepositoryError<CartError>,
-}
-
-/// The chain that reads carts written before `ItemAdded` existed, because stored events are
-/// never rewritten: old rows are converted each time they are read.
-///
-/// - `ProductAdded` schema 1 had the unit price in whole currency units (`unit_price`);
-///   schema 2 switched to cents (`price`).
-/// - `ProductAdded` schema 2 was then renamed `ItemAdded` (schema 1), with `sku` becoming
-///   `item_id` and `qty` becoming `quantity`.
-pub fn legacy_upcasters() -> Upcasters {
-    Upcasters::new()
-        .with("ProductAdded", 1, |mut event| {
-            let object = event
-                .payload
-                .as_object_mut()
-                .ok_or("the payload is not an object")?;
-            let units = object
-                .remove("unit_price")
-                .and_then(|units| units.as_i64())
-                .ok_or("`unit_price` is missing or not an integer")?;
-            let cents = units
-                .checked_mul(100)
-                .ok_or("`unit_price` overflows in cents")?;
-            object.insert("price".to_owned(), json!(cents));
-            event.schema_version = 2;
-            Ok(event)
-        })
-        .with("ProductAdded", 2, |event| {
-            let field = |name: &str| {
-                event
-                    .payload
-                    .get(name)
-                    .cloned()
-                    .ok_or(format!("`{name}` is missing"))
-            };
-            Ok(RawEvent {
-                event_type: "ItemAdded".to_owned(),
-                schema_version: 1,
-                payload: json!({
-                    "cart_id": field("cart_id")?,
-                    "item_id": field("sku")?,
-                    "quantity": field("qty")?,
-                    "price": field("price")?,
-                }),
-            })
-        })
 }
 
 /// Runs the cart story on `store`, printing each step to `out`.
@@ -171,11 +125,13 @@ fn commands(cart_id: &str) -> Vec<CartCommand> {
         quantity,
         price,
     };
-    let coupon = |coupon_code: &str, discount_amount| CartCommand::ApplyCoupon {
-        cart_id: cart_id.clone(),
-        coupon_code: coupon_code.to_owned(),
-        discount_amount,
-    };
+    let coupon =
+        |coupon_code: &str, discount_amount, campaign: Option<&str>| CartCommand::ApplyCoupon {
+            cart_id: cart_id.clone(),
+            coupon_code: coupon_code.to_owned(),
+            discount_amount,
+            campaign: campaign.map(str::to_owned),
+        };
     vec![
         add("book", 2, 1250),
         add("pen", 3, 199),
@@ -185,8 +141,8 @@ fn commands(cart_id: &str) -> Vec<CartCommand> {
             item_id: "book".to_owned(),
             new_quantity: 1,
         },
-        coupon("WELCOME", 300),
-        coupon("SPRING", 500),
+        coupon("WELCOME", 300, Some("newsletter")),
+        coupon("SPRING", 500, None),
         CartCommand::RemoveItem {
             cart_id: cart_id.clone(),
             item_id: "pen".to_owned(),
@@ -223,6 +179,12 @@ async fn legacy_story<S: EventStore + Clone>(
             "ItemQuantityUpdated",
             1,
             json!({ "cart_id": cart_id, "item_id": "sku-42", "new_quantity": 3 }),
+        ),
+        // Written before coupons had a campaign: the weak schema reads it as `None`.
+        (
+            "CouponApplied",
+            1,
+            json!({ "cart_id": cart_id, "coupon_code": "LOYAL", "discount_amount": 500 }),
         ),
     ];
     let new_events = rows
@@ -262,7 +224,7 @@ async fn legacy_story<S: EventStore + Clone>(
     };
     writeln!(out, "    without upcasters: {without_upcasters}")?;
 
-    let repository = Repository::<Cart, S>::new(store.clone()).with_upcasters(legacy_upcasters());
+    let repository = Repository::<Cart, S>::new(store.clone()).with_upcasters(cart::upcasters());
     let stored = store.read_stream(&stream, 1, READ_LIMIT).await?;
     let upcast = stored
         .iter()
