@@ -73,11 +73,40 @@ impl Readers {
     }
 }
 
-/// The columns [`recorded_event`] expects, in order.
-pub(crate) const COLUMNS: &str =
-    "position, stream_id, version, event_id, event_type, schema_version, payload, metadata, recorded_at";
+/// Selects the columns [`recorded_event`] expects, in order; the read queries extend it.
+macro_rules! select_events {
+    ($rest:literal) => {
+        concat!(
+            "SELECT position, stream_id, version, event_id, event_type, schema_version, \
+             payload, metadata, recorded_at FROM events ",
+            $rest
+        )
+    };
+}
 
-/// Runs a query selecting [`COLUMNS`] and decodes every row.
+/// A stream's events from a version on, oldest first.
+pub(crate) const STREAM_FORWARD: &str =
+    select_events!("WHERE stream_id = ?1 AND version >= ?2 ORDER BY version LIMIT ?3");
+/// A stream's events up to a version, newest first.
+pub(crate) const STREAM_BACKWARD: &str =
+    select_events!("WHERE stream_id = ?1 AND version <= ?2 ORDER BY version DESC LIMIT ?3");
+/// Every event from a position on, in global order.
+pub(crate) const GLOBAL_FORWARD: &str =
+    select_events!("WHERE position >= ?1 ORDER BY position LIMIT ?2");
+
+/// The stream's current version (`None`: never written); the writer checks appends with it.
+pub(crate) fn stream_version(
+    conn: &Connection,
+    stream_id: &str,
+) -> Result<Option<u64>, StoreError> {
+    let version: Option<i64> = conn
+        .prepare_cached("SELECT MAX(version) FROM events WHERE stream_id = ?1")
+        .and_then(|mut statement| statement.query_row([stream_id], |row| row.get(0)))
+        .map_err(store_error)?;
+    Ok(version.map(|v| v as u64))
+}
+
+/// Runs one of the queries above and decodes every row.
 pub(crate) fn query_events(
     conn: &Connection,
     sql: &str,

@@ -1,7 +1,9 @@
 //! `SqliteStore`: the event store contract on one SQLite file.
 
 use crate::options::SqliteOptions;
-use crate::reader::{query_events, Readers, COLUMNS};
+use crate::reader::{
+    query_events, stream_version, Readers, GLOBAL_FORWARD, STREAM_BACKWARD, STREAM_FORWARD,
+};
 use crate::schema::open_writer;
 use crate::writer::Writer;
 use async_trait::async_trait;
@@ -32,6 +34,26 @@ fn sql_int(value: u64) -> i64 {
 }
 
 impl SqliteStore {
+    /// Reads a page of one stream with `sql` (forward or backward).
+    async fn read_stream_with(
+        &self,
+        sql: &'static str,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stream_id = stream_id.to_owned();
+        self.readers
+            .run(move |conn| {
+                query_events(
+                    conn,
+                    sql,
+                    params![stream_id, sql_int(from_version), sql_int(limit as u64)],
+                )
+            })
+            .await
+    }
+
     pub(crate) fn writer(&self) -> &Writer {
         &self.writer
     }
@@ -81,18 +103,7 @@ impl EventStore for SqliteStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let stream_id = stream_id.to_owned();
-        self.readers
-            .run(move |conn| {
-                query_events(
-                    conn,
-                    &format!(
-                        "SELECT {COLUMNS} FROM events WHERE stream_id = ?1 AND version >= ?2 \
-                         ORDER BY version LIMIT ?3"
-                    ),
-                    params![stream_id, sql_int(from_version), sql_int(limit as u64)],
-                )
-            })
+        self.read_stream_with(STREAM_FORWARD, stream_id, from_version, limit)
             .await
     }
 
@@ -102,18 +113,7 @@ impl EventStore for SqliteStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let stream_id = stream_id.to_owned();
-        self.readers
-            .run(move |conn| {
-                query_events(
-                    conn,
-                    &format!(
-                        "SELECT {COLUMNS} FROM events WHERE stream_id = ?1 AND version <= ?2 \
-                         ORDER BY version DESC LIMIT ?3"
-                    ),
-                    params![stream_id, sql_int(from_version), sql_int(limit as u64)],
-                )
-            })
+        self.read_stream_with(STREAM_BACKWARD, stream_id, from_version, limit)
             .await
     }
 
@@ -126,10 +126,7 @@ impl EventStore for SqliteStore {
             .run(move |conn| {
                 query_events(
                     conn,
-                    &format!(
-                        "SELECT {COLUMNS} FROM events WHERE position >= ?1 \
-                         ORDER BY position LIMIT ?2"
-                    ),
+                    GLOBAL_FORWARD,
                     params![sql_int(from_position), sql_int(limit as u64)],
                 )
             })
@@ -139,13 +136,7 @@ impl EventStore for SqliteStore {
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
         let stream_id = stream_id.to_owned();
         self.readers
-            .run(move |conn| {
-                let version: Option<i64> = conn
-                    .prepare_cached("SELECT MAX(version) FROM events WHERE stream_id = ?1")
-                    .and_then(|mut stmt| stmt.query_row([stream_id], |row| row.get(0)))
-                    .map_err(crate::error::store_error)?;
-                Ok(version.map(|v| v as u64))
-            })
+            .run(move |conn| stream_version(conn, &stream_id))
             .await
     }
 }

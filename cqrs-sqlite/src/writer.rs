@@ -7,6 +7,7 @@
 //! `synchronous = FULL`). Callers hear back only after the commit.
 
 use crate::error::{is_busy, is_duplicate_event_id, store_error, SqliteError};
+use crate::reader::stream_version;
 use chrono::{DateTime, Utc};
 use cqrs_core::envelope::recorded_now;
 use cqrs_core::{Appended, ExpectedVersion, NewEvent, StoreError};
@@ -157,11 +158,7 @@ pub(crate) fn insert(
     events: Vec<NewEvent>,
     recorded_at: DateTime<Utc>,
 ) -> Result<Appended, StoreError> {
-    let current: Option<i64> = conn
-        .prepare_cached("SELECT MAX(version) FROM events WHERE stream_id = ?1")
-        .and_then(|mut stmt| stmt.query_row([stream_id], |row| row.get(0)))
-        .map_err(store_error)?;
-    let current = current.map(|v| v as u64);
+    let current = stream_version(conn, stream_id)?;
     expected.check(stream_id, current)?;
     let version = current.unwrap_or(0);
     let mut statement = conn

@@ -344,7 +344,10 @@ async fn two_processes_write_one_file() {
                 .args(["child_writer", "--exact", "--ignored", "--test-threads=1"])
                 .env(CHILD_DB, &path)
                 .env(CHILD_NAME, name)
-                .output_async()
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn the test binary")
         })
         .collect();
     for child in children {
@@ -374,19 +377,6 @@ async fn two_processes_write_one_file() {
             from_child, CHILD_APPENDS,
             "child {name} lost or doubled events"
         );
-    }
-}
-
-/// Starts a command with piped output, to be collected later.
-trait SpawnPiped {
-    fn output_async(&mut self) -> std::process::Child;
-}
-impl SpawnPiped for std::process::Command {
-    fn output_async(&mut self) -> std::process::Child {
-        self.stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn the test binary")
     }
 }
 
