@@ -38,10 +38,12 @@ pub mod aggregate;
 mod cache;
 pub mod codec;
 pub mod envelope;
+pub mod handler;
 pub mod metadata;
 pub mod repository;
 pub mod snapshot;
 pub mod store;
+pub mod subscription;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod upcast;
@@ -49,8 +51,13 @@ pub mod upcast;
 pub use aggregate::{Aggregate, DomainEvent};
 pub use codec::{DecodeCause, DecodeError, EncodeError};
 pub use envelope::{EventEnvelope, NewEvent, RecordedEvent};
+pub use handler::{EventHandler, EventOf, HandlerError, HandlerFailure};
 pub use metadata::Metadata;
-pub use repository::{Committed, Loaded, Repository, RepositoryError};
+pub use repository::{is_stream_of, stream_id, Committed, Loaded, Repository, RepositoryError};
 pub use snapshot::{Snapshot, SnapshotPolicy, SnapshotStore};
 pub use store::{Appended, EventStore, ExpectedVersion, StoreError};
+pub use subscription::{
+    CheckpointStore, Consumer, HandlerConsumer, RetryPolicy, RunningSubscription, Subscription,
+    SubscriptionError,
+};
 pub use upcast::{RawEvent, UpcastError, Upcasters};

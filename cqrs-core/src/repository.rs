@@ -5,15 +5,18 @@ use crate::aggregate::Aggregate;
 use crate::cache::{AggregateCache, Cached};
 use crate::codec::{self, DecodeError, EncodeError};
 use crate::envelope::{recorded_now, EventEnvelope};
+use crate::handler::{EventHandler, HandlerFailure};
 use crate::metadata::Metadata;
 use crate::snapshot::{Snapshot, SnapshotPolicy, SnapshotStore};
 use crate::store::{EventStore, ExpectedVersion, StoreError};
+use crate::subscription::display_id;
 use crate::upcast::Upcasters;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
+use tracing::{field, Instrument, Span};
 use uuid::Uuid;
 
 /// Conflicting commands are retried this many times unless configured otherwise.
@@ -25,6 +28,14 @@ const REPLAY_PAGE: usize = 4096;
 /// The stream that holds the events of aggregate `A` with this id: `<A::TYPE>-<id>`.
 pub fn stream_id<A: Aggregate>(id: &str) -> String {
     format!("{}-{id}", A::TYPE)
+}
+
+/// Whether `stream_id` is a stream of aggregate `A` (`<A::TYPE>-<id>`), the test handlers and
+/// projections use to pick their aggregate's events out of the global log.
+pub fn is_stream_of<A: Aggregate>(stream_id: &str) -> bool {
+    stream_id
+        .strip_prefix(A::TYPE)
+        .is_some_and(|rest| rest.starts_with('-'))
 }
 
 /// An aggregate rebuilt from its stream, with the version it was rebuilt at.
@@ -71,6 +82,23 @@ pub enum RepositoryError<E: std::error::Error + 'static> {
     /// A new event could not be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// The command's events ARE committed (the stream is at `version`), but after-commit
+    /// handlers failed on them; their effects (a read model, a message) are missing until
+    /// repaired, for instance by a subscription rebuilding them.
+    #[error(
+        "events committed to stream `{stream_id}` (now at version {version}), but {} \
+         after-commit handler run(s) failed; first: {}",
+        .failures.len(),
+        .failures.first().map_or(String::new(), ToString::to_string)
+    )]
+    AfterCommit {
+        /// The stream the events were committed to.
+        stream_id: String,
+        /// Its version after the command.
+        version: u64,
+        /// Every handler that failed, with the event it failed on.
+        failures: Vec<HandlerFailure>,
+    },
 }
 
 /// Restores snapshots of `A` and saves new ones; erased so that `Repository<A, S>` needs no
@@ -141,6 +169,7 @@ pub struct Repository<A: Aggregate, S: EventStore> {
     conflict_retries: u32,
     snapshots: Option<Arc<dyn Snapshotting<A>>>,
     cache: Option<Arc<AggregateCache<A>>>,
+    after_commit: Vec<Arc<dyn EventHandler<Aggregate = A>>>,
 }
 
 impl<A: Aggregate, S: EventStore + Clone> Clone for Repository<A, S> {
@@ -151,6 +180,7 @@ impl<A: Aggregate, S: EventStore + Clone> Clone for Repository<A, S> {
             conflict_retries: self.conflict_retries,
             snapshots: self.snapshots.clone(),
             cache: self.cache.clone(),
+            after_commit: self.after_commit.clone(),
         }
     }
 }
@@ -183,6 +213,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             conflict_retries: DEFAULT_CONFLICT_RETRIES,
             snapshots: None,
             cache: None,
+            after_commit: Vec::new(),
         }
     }
 
@@ -209,6 +240,17 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         self
     }
 
+    /// Runs `handler` on every event a command of this repository commits, once the append
+    /// is durable, in the caller's task, before `execute` returns. Handlers run in the order
+    /// they were added. A failing handler does not undo the events: `execute` then returns
+    /// [`RepositoryError::AfterCommit`], which says the events are stored. Nothing re-runs
+    /// a failed handler; when a reaction must not be lost, use a
+    /// [`Subscription`](crate::subscription::Subscription) instead.
+    pub fn with_after_commit(mut self, handler: impl EventHandler<Aggregate = A>) -> Self {
+        self.after_commit.push(Arc::new(handler));
+        self
+    }
+
     /// The store underneath, for reads the repository does not cover.
     pub fn store(&self) -> &S {
         &self.store
@@ -223,6 +265,11 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// it; an unknown id gives the default state at version 0.
     pub async fn load(&self, id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
         self.rebuild(&stream_id::<A>(id), Until::End).await
+    }
+
+    /// The span of a load: the stream, and the version it reached.
+    fn load_span(stream_id: &str) -> Span {
+        tracing::debug_span!("load", stream = %stream_id, version = field::Empty)
     }
 
     /// The aggregate as it was at `version` (or at its current version, if lower): what it
@@ -256,9 +303,15 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             // Where a snapshot's last event falls in time is not kept: replay it all.
             Until::Time(_) => 0,
         };
-        let mut loaded = self.restore(stream_id, at_most).await;
-        self.catch_up(stream_id, &mut loaded, until).await?;
-        Ok(loaded)
+        let span = Self::load_span(stream_id);
+        async {
+            let mut loaded = self.restore(stream_id, at_most).await;
+            self.catch_up(stream_id, &mut loaded, until).await?;
+            Span::current().record("version", loaded.version);
+            Ok(loaded)
+        }
+        .instrument(span)
+        .await
     }
 
     /// The latest usable snapshot at or below `at_most`, or the initial state.
@@ -320,38 +373,70 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
 
     /// Runs a command: load, `handle`, append at the loaded version; on a concurrency
     /// conflict, read the events that won and decide again, up to the configured number of
-    /// retries.
+    /// retries. Then runs the after-commit handlers on the committed events.
     ///
-    /// Every event gets `metadata`, with a new correlation id if it carries none.
+    /// Every event gets `metadata`, with a new correlation id if it carries none. The whole
+    /// run is traced in an `execute` span (aggregate, stream, correlation id, version) with
+    /// `load`, `append` and `handler` spans inside it.
     pub async fn execute_with(
         &self,
         id: &str,
         command: A::Command,
         mut metadata: Metadata,
     ) -> Result<Committed<A::Event>, RepositoryError<A::Error>> {
-        metadata.correlation_id.get_or_insert_with(Uuid::new_v4);
+        let correlation_id = *metadata.correlation_id.get_or_insert_with(Uuid::new_v4);
         let stream_id = stream_id::<A>(id);
-        let mut loaded = match self.cache.as_ref().and_then(|c| c.take(&stream_id)) {
+        let span = tracing::info_span!(
+            "execute",
+            aggregate = A::TYPE,
+            stream = %stream_id,
+            correlation_id = %correlation_id,
+            causation_id = %display_id(metadata.causation_id),
+            version = field::Empty,
+        );
+        async {
+            let committed = self.decide_and_append(&stream_id, command, &metadata).await?;
+            Span::current().record("version", committed.version);
+            self.run_after_commit(&stream_id, &committed).await?;
+            Ok(committed)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Load, handle, append; retried on conflicts.
+    async fn decide_and_append(
+        &self,
+        stream_id: &str,
+        command: A::Command,
+        metadata: &Metadata,
+    ) -> Result<Committed<A::Event>, RepositoryError<A::Error>> {
+        let mut loaded = match self.cache.as_ref().and_then(|c| c.take(stream_id)) {
             Some(cached) => Loaded {
                 state: cached.state,
                 version: cached.version,
             },
-            None => self.restore(&stream_id, u64::MAX).await,
+            None => self.restore(stream_id, u64::MAX).await,
         };
         let mut attempts = 0;
         loop {
             attempts += 1;
-            self.catch_up(&stream_id, &mut loaded, Until::End).await?;
+            let span = Self::load_span(stream_id);
+            self.catch_up(stream_id, &mut loaded, Until::End)
+                .instrument(span.clone())
+                .await?;
+            span.record("version", loaded.version);
             let events = match loaded.state.handle(command.clone()) {
                 Ok(events) => events,
                 Err(refusal) => {
-                    self.keep(&stream_id, loaded);
+                    tracing::info!(error = %refusal, "command refused");
+                    self.keep(stream_id, loaded);
                     return Err(RepositoryError::Domain(refusal));
                 }
             };
             if events.is_empty() {
                 let version = loaded.version;
-                self.keep(&stream_id, loaded);
+                self.keep(stream_id, loaded);
                 return Ok(Committed {
                     version,
                     events: Vec::new(),
@@ -359,11 +444,24 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             }
             let new_events = events
                 .iter()
-                .map(|event| codec::encode(event, &metadata))
+                .map(|event| codec::encode(event, metadata))
                 .collect::<Result<Vec<_>, _>>()?;
             let expected = ExpectedVersion::Exact(loaded.version);
-            match self.store.append(&stream_id, expected, new_events).await {
+            let span = tracing::info_span!(
+                "append",
+                stream = %stream_id,
+                expected = loaded.version,
+                events = events.len(),
+                version = field::Empty,
+            );
+            let appended = self
+                .store
+                .append(stream_id, expected, new_events)
+                .instrument(span.clone())
+                .await;
+            match appended {
                 Ok(appended) => {
+                    span.record("version", appended.version);
                     for event in &events {
                         loaded.state.apply(event);
                     }
@@ -372,11 +470,11 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     if let Some(snapshots) = &self.snapshots {
                         if snapshots.policy().is_due(before, loaded.version) {
                             snapshots
-                                .save(&stream_id, &loaded.state, loaded.version)
+                                .save(stream_id, &loaded.state, loaded.version)
                                 .await;
                         }
                     }
-                    self.keep(&stream_id, loaded);
+                    self.keep(stream_id, loaded);
                     let events = appended
                         .events
                         .into_iter()
@@ -389,9 +487,10 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     });
                 }
                 Err(conflict @ StoreError::WrongExpectedVersion { .. }) => {
+                    tracing::debug!(attempt = attempts, "concurrency conflict");
                     if attempts > self.conflict_retries {
                         return Err(RepositoryError::Conflict {
-                            stream_id,
+                            stream_id: stream_id.to_owned(),
                             attempts,
                             source: conflict,
                         });
@@ -399,6 +498,43 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 }
                 Err(other) => return Err(other.into()),
             }
+        }
+    }
+
+    /// Runs every after-commit handler on every committed event, collecting failures.
+    async fn run_after_commit(
+        &self,
+        stream_id: &str,
+        committed: &Committed<A::Event>,
+    ) -> Result<(), RepositoryError<A::Error>> {
+        let mut failures = Vec::new();
+        for handler in &self.after_commit {
+            for event in &committed.events {
+                let span = tracing::info_span!(
+                    "handler",
+                    handler = handler.name(),
+                    stream = %event.stream_id,
+                    version = event.version,
+                );
+                if let Err(source) = handler.handle(event).instrument(span).await {
+                    tracing::warn!(handler = handler.name(), error = %source, "after-commit handler failed");
+                    failures.push(HandlerFailure {
+                        handler: handler.name().to_owned(),
+                        stream_id: event.stream_id.clone(),
+                        version: event.version,
+                        source,
+                    });
+                }
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(RepositoryError::AfterCommit {
+                stream_id: stream_id.to_owned(),
+                version: committed.version,
+                failures,
+            })
         }
     }
 

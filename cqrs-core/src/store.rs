@@ -4,6 +4,7 @@ use crate::envelope::{NewEvent, RecordedEvent};
 use async_trait::async_trait;
 use std::fmt;
 use std::sync::Arc;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 /// The optimistic-concurrency condition an append is made under.
@@ -108,6 +109,20 @@ pub enum StoreError {
         /// What the backend reported.
         reason: String,
     },
+    /// An inline projection refused an event of the append, so the whole append was rolled
+    /// back: neither the events nor any projection's changes were stored.
+    #[error("inline projection `{projection}` failed on stream `{stream_id}` version {version}; the append was rolled back: {source}")]
+    Projection {
+        /// The projection's name.
+        projection: String,
+        /// The stream appended to.
+        stream_id: String,
+        /// The version the refused event would have had.
+        version: u64,
+        /// What the projection failed with.
+        #[source]
+        source: crate::handler::HandlerError,
+    },
     /// Any other backend failure (I/O, a closed store, an incompatible file, ...).
     #[error("event store backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -181,6 +196,14 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The stream's current version, or `None` for a stream never written.
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError>;
+
+    /// A signal carrying the global position of the latest append committed through this
+    /// store in this process, so subscriptions wake on new events instead of polling.
+    /// `None` (the default) means the store cannot tell, and readers fall back to polling;
+    /// writes by other processes are only ever seen by polling.
+    fn appends(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
 }
 
 #[async_trait]
@@ -224,6 +247,10 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
 
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
         (**self).stream_version(stream_id).await
+    }
+
+    fn appends(&self) -> Option<watch::Receiver<u64>> {
+        (**self).appends()
     }
 }
 

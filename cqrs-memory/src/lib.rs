@@ -7,17 +7,32 @@ use async_trait::async_trait;
 use cqrs_core::envelope::recorded_now;
 use cqrs_core::store::validate_stream_id;
 use cqrs_core::{
-    Appended, EventStore, ExpectedVersion, NewEvent, RecordedEvent, Snapshot, SnapshotStore,
-    StoreError,
+    Appended, CheckpointStore, EventStore, ExpectedVersion, NewEvent, RecordedEvent, Snapshot,
+    SnapshotStore, StoreError,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
+use tokio::sync::watch;
 
 /// An event store held in memory; clones share the same events.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MemoryStore {
     log: Arc<RwLock<Log>>,
     snapshots: Arc<RwLock<HashMap<String, Snapshot>>>,
+    checkpoints: Arc<RwLock<HashMap<String, u64>>>,
+    /// The position of the latest append, for subscriptions to wake on.
+    appended: Arc<watch::Sender<u64>>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            log: Arc::default(),
+            snapshots: Arc::default(),
+            checkpoints: Arc::default(),
+            appended: Arc::new(watch::channel(0).0),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -90,6 +105,7 @@ impl EventStore for MemoryStore {
             appended.push(recorded.clone());
             log.events.push(recorded);
         }
+        self.appended.send_replace(log.events.len() as u64);
         Ok(Appended {
             version: indices.len() as u64,
             events: appended,
@@ -148,6 +164,29 @@ impl EventStore for MemoryStore {
 
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
         Ok(self.read().streams.get(stream_id).map(|s| s.len() as u64))
+    }
+
+    fn appends(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.appended.subscribe())
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for MemoryStore {
+    async fn load_checkpoint(&self, subscription: &str) -> Result<u64, StoreError> {
+        let checkpoints = self
+            .checkpoints
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(checkpoints.get(subscription).copied().unwrap_or(0))
+    }
+
+    async fn save_checkpoint(&self, subscription: &str, position: u64) -> Result<(), StoreError> {
+        self.checkpoints
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(subscription.to_owned(), position);
+        Ok(())
     }
 }
 

@@ -5,7 +5,10 @@
 //!   queue for the write lock instead of failing with "database is locked".
 //! - A versioned schema migrated on open: `UNIQUE(stream_id, version)`, `UNIQUE(event_id)`,
 //!   and triggers that refuse UPDATE and DELETE on stored events.
-//! - Snapshots (`SnapshotStore`) in table `snapshots`, the latest per stream.
+//! - Snapshots (`SnapshotStore`) in table `snapshots`, the latest per stream; subscription
+//!   checkpoints (`CheckpointStore`) in table `checkpoints`.
+//! - Read models in the same file ([`Projection`]): inline, in the append's transaction, or
+//!   fed by a subscription with the checkpoint in the same transaction.
 //! - One writer thread that commits concurrent appends together (group commit), each in its
 //!   own savepoint; reads on pooled connections of their own. Async callers never block the
 //!   runtime on SQLite.
@@ -22,8 +25,10 @@
 //! # Ok(()) }
 //! ```
 
+mod checkpoints;
 mod error;
 mod options;
+mod projection;
 mod reader;
 mod schema;
 mod snapshots;
@@ -33,6 +38,7 @@ mod writer;
 
 pub use error::SqliteError;
 pub use options::SqliteOptions;
+pub use projection::{ProjectedEvent, Projection, ProjectionConsumer};
 pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
 pub use synchronous::Synchronous;

@@ -36,6 +36,12 @@ const MIGRATIONS: &[&str] = &[
         state         TEXT    NOT NULL,
         taken_at      INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 3: where each subscription got to: the position of the last event it handled.
+    "CREATE TABLE checkpoints (
+        subscription TEXT    PRIMARY KEY,
+        position     INTEGER NOT NULL CHECK (position >= 0),
+        updated_at   INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this crate writes.

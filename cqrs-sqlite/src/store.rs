@@ -1,17 +1,20 @@
 //! `SqliteStore`: the event store contract on one SQLite file.
 
 use crate::options::SqliteOptions;
+use crate::projection::AnyProjection;
 use crate::reader::{
     query_events, stream_version, Readers, GLOBAL_FORWARD, STREAM_BACKWARD, STREAM_FORWARD,
 };
 use crate::schema::open_writer;
-use crate::writer::Writer;
+use crate::writer::{insert, Writer};
 use async_trait::async_trait;
+use cqrs_core::envelope::recorded_now;
 use cqrs_core::store::validate_stream_id;
 use cqrs_core::{Appended, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
 use rusqlite::params;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
+use tokio::sync::watch;
 
 /// The embedded event store: one SQLite file in WAL mode, one writer thread committing
 /// appends in groups, and pooled read connections. Clones share all of it; several
@@ -20,6 +23,10 @@ use std::sync::Arc;
 pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
+    /// Inline projections, run in every append's savepoint; shared by all clones.
+    inline: Arc<RwLock<Vec<Arc<dyn AnyProjection>>>>,
+    /// The position of the latest append committed through this store, for subscriptions.
+    appended: Arc<watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -29,7 +36,7 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 /// SQLite's integers are signed; larger limits and positions mean "no limit".
-fn sql_int(value: u64) -> i64 {
+pub(crate) fn sql_int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
@@ -52,6 +59,14 @@ impl SqliteStore {
                 )
             })
             .await
+    }
+
+    /// Adds an inline projection for every later append (see `add_projection`).
+    pub(crate) fn register_inline(&self, projection: Arc<dyn AnyProjection>) {
+        self.inline
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(projection);
     }
 
     pub(crate) fn writer(&self) -> &Writer {
@@ -78,6 +93,8 @@ impl SqliteStore {
             Ok(Self {
                 writer: Writer::start(conn)?,
                 readers: Arc::new(Readers::new(path, options)),
+                inline: Arc::default(),
+                appended: Arc::new(watch::channel(0).0),
             })
         })
         .await
@@ -94,7 +111,37 @@ impl EventStore for SqliteStore {
         events: Vec<NewEvent>,
     ) -> Result<Appended, StoreError> {
         validate_stream_id(stream_id)?;
-        self.writer.append(stream_id, expected, events).await
+        let projections = self
+            .inline
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let appended = if projections.is_empty() {
+            self.writer.append(stream_id, expected, events).await?
+        } else {
+            let stream_id = stream_id.to_owned();
+            self.writer
+                .run(move |conn| {
+                    let appended = insert(conn, &stream_id, expected, events, recorded_now())?;
+                    for event in &appended.events {
+                        for projection in &projections {
+                            projection.project(conn, event)?;
+                        }
+                    }
+                    Ok(appended)
+                })
+                .await?
+        };
+        if let Some(last) = appended.events.last() {
+            self.appended.send_if_modified(|latest| {
+                let newer = last.position > *latest;
+                if newer {
+                    *latest = last.position;
+                }
+                newer
+            });
+        }
+        Ok(appended)
     }
 
     async fn read_stream(
@@ -138,5 +185,9 @@ impl EventStore for SqliteStore {
         self.readers
             .run(move |conn| stream_version(conn, &stream_id))
             .await
+    }
+
+    fn appends(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.appended.subscribe())
     }
 }

@@ -1,0 +1,478 @@
+//! Subscriptions: named, durable consumers of the global log that catch up from a stored
+//! checkpoint, then follow new events live.
+//!
+//! Delivery is at least once: a consumer's checkpoint moves only after it handled an event,
+//! so a crash in between delivers that event again. A consumer that stores its checkpoint
+//! in the same transaction as its effects (a read model in the same SQLite file, see
+//! `cqrs_sqlite::SqliteStore::projection_consumer`) gets exactly-once effects. A failing
+//! event is retried with backoff; if it keeps failing the subscription stops and reports
+//! it — an event is never skipped.
+
+use crate::codec;
+use crate::envelope::RecordedEvent;
+use crate::handler::{EventHandler, HandlerError};
+use crate::repository::is_stream_of;
+use crate::store::{EventStore, StoreError};
+use crate::upcast::Upcasters;
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+/// Where subscriptions keep their checkpoints: the position of the last event handled.
+#[async_trait]
+pub trait CheckpointStore: Send + Sync + 'static {
+    /// The subscription's checkpoint (0: nothing handled yet).
+    async fn load_checkpoint(&self, subscription: &str) -> Result<u64, StoreError>;
+    /// Records that everything up to `position` has been handled.
+    async fn save_checkpoint(&self, subscription: &str, position: u64) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+impl<C: CheckpointStore + ?Sized> CheckpointStore for Arc<C> {
+    async fn load_checkpoint(&self, subscription: &str) -> Result<u64, StoreError> {
+        (**self).load_checkpoint(subscription).await
+    }
+
+    async fn save_checkpoint(&self, subscription: &str, position: u64) -> Result<(), StoreError> {
+        (**self).save_checkpoint(subscription, position).await
+    }
+}
+
+/// What a subscription feeds: handles each event of the log and owns the checkpoint, so
+/// that it can store both in one transaction when it is able to.
+#[async_trait]
+pub trait Consumer: Send + Sync + 'static {
+    /// The position of the last event consumed for this subscription (0: none).
+    async fn checkpoint(&self, subscription: &str) -> Result<u64, HandlerError>;
+    /// Handles one event (or skips it, if it is not for this consumer) and records its
+    /// position as the checkpoint.
+    async fn consume(&self, subscription: &str, event: &RecordedEvent) -> Result<(), HandlerError>;
+    /// Forgets everything consumed: the checkpoint goes back to 0 and, where the consumer
+    /// owns a read model, the read model is emptied, so the log can be replayed into it.
+    async fn reset(&self, subscription: &str) -> Result<(), HandlerError>;
+}
+
+/// Feeds an [`EventHandler`] the events of its aggregate type, decoded through upcasters,
+/// and saves the checkpoint after each one (at-least-once).
+pub struct HandlerConsumer<H, C> {
+    handler: H,
+    checkpoints: C,
+    upcasters: Upcasters,
+}
+
+impl<H: EventHandler, C: CheckpointStore> HandlerConsumer<H, C> {
+    /// Runs `handler`, keeping the checkpoint in `checkpoints`.
+    pub fn new(handler: H, checkpoints: C) -> Self {
+        Self {
+            handler,
+            checkpoints,
+            upcasters: Upcasters::new(),
+        }
+    }
+
+    /// Decodes old events through this upcaster chain first.
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = upcasters;
+        self
+    }
+}
+
+#[async_trait]
+impl<H: EventHandler, C: CheckpointStore> Consumer for HandlerConsumer<H, C> {
+    async fn checkpoint(&self, subscription: &str) -> Result<u64, HandlerError> {
+        Ok(self.checkpoints.load_checkpoint(subscription).await?)
+    }
+
+    async fn consume(&self, subscription: &str, event: &RecordedEvent) -> Result<(), HandlerError> {
+        if is_stream_of::<H::Aggregate>(&event.stream_id) {
+            let envelope = codec::decode_envelope(event.clone(), &self.upcasters)?;
+            self.handler.handle(&envelope).await?;
+        }
+        Ok(self
+            .checkpoints
+            .save_checkpoint(subscription, event.position)
+            .await?)
+    }
+
+    async fn reset(&self, subscription: &str) -> Result<(), HandlerError> {
+        Ok(self.checkpoints.save_checkpoint(subscription, 0).await?)
+    }
+}
+
+/// Why a subscription stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionError {
+    /// An event kept failing; the checkpoint stays before it, and later events wait.
+    #[error(
+        "subscription `{subscription}` stopped at stream `{stream_id}` version {version} \
+         (position {position}) after {attempts} attempts: {source}"
+    )]
+    EventFailed {
+        /// The subscription's name.
+        subscription: String,
+        /// The stream of the failing event.
+        stream_id: String,
+        /// Its version in that stream.
+        version: u64,
+        /// Its place in the global log.
+        position: u64,
+        /// How many times it was tried.
+        attempts: u32,
+        /// The last attempt's error.
+        #[source]
+        source: HandlerError,
+    },
+    /// Reading the checkpoint or the log kept failing.
+    #[error("subscription `{subscription}` could not {action} after {attempts} attempts: {source}")]
+    Unavailable {
+        /// The subscription's name.
+        subscription: String,
+        /// What it was doing.
+        action: &'static str,
+        /// How many times it was tried.
+        attempts: u32,
+        /// The last attempt's error.
+        #[source]
+        source: HandlerError,
+    },
+    /// A handler panicked; the checkpoint stays where it was.
+    #[error("subscription `{subscription}` panicked handling the event after position {checkpoint}")]
+    Panicked {
+        /// The subscription's name.
+        subscription: String,
+        /// Its checkpoint when it panicked.
+        checkpoint: u64,
+    },
+    /// The subscription was stopped, or its task ended, before reaching what was awaited.
+    #[error("subscription `{subscription}` is not running")]
+    NotRunning {
+        /// The subscription's name.
+        subscription: String,
+    },
+}
+
+/// How often and how patiently a failing step is retried: `attempts` tries in all, waiting
+/// `first_backoff` after the first failure and twice as long after each next one, at most
+/// `max_backoff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in all (at least 1).
+    pub attempts: u32,
+    /// The wait after the first failure.
+    pub first_backoff: Duration,
+    /// The longest wait.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Five tries over about 1.5 s: enough to ride out a busy database, short enough that a
+    /// real bug stops the subscription quickly.
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Runs `step` until it succeeds or the attempts are spent; returns the last error and
+    /// how many attempts were made.
+    async fn run<T, F, Fut>(&self, mut step: F) -> Result<T, (HandlerError, u32)>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, HandlerError>>,
+    {
+        let mut backoff = self.first_backoff;
+        let mut attempt = 1;
+        loop {
+            match step().await {
+                Ok(value) => return Ok(value),
+                Err(error) if attempt >= self.attempts.max(1) => return Err((error, attempt)),
+                Err(error) => {
+                    tracing::warn!(attempt, error = %error, "failed; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.max_backoff);
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Events read from the log per page.
+const PAGE: usize = 512;
+
+/// A named consumer of the global log of store `S`.
+pub struct Subscription<S> {
+    name: Arc<str>,
+    store: S,
+    consumer: Arc<dyn Consumer>,
+    retry: RetryPolicy,
+    poll_interval: Duration,
+}
+
+impl<S: EventStore + Clone> Subscription<S> {
+    /// A subscription called `name` (its checkpoint's key: keep it stable) feeding
+    /// `consumer` from `store`'s log.
+    pub fn new(name: impl Into<String>, store: S, consumer: impl Consumer) -> Self {
+        Self {
+            name: Arc::from(name.into()),
+            store,
+            consumer: Arc::new(consumer),
+            retry: RetryPolicy::default(),
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+
+    /// How failing events (and failing reads) are retried before the subscription stops.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// How long a live subscription waits for a wake-up before reading the log anyway:
+    /// the bound on how late it sees events appended by other processes.
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// The subscription's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Handles every event after the checkpoint up to the end of the log as it is now, and
+    /// returns the new checkpoint.
+    pub async fn catch_up(&self) -> Result<u64, SubscriptionError> {
+        let from = self.checkpoint().await?;
+        self.catch_up_from(from, None).await
+    }
+
+    /// Replays the whole log into a reset consumer (an emptied read model), then returns
+    /// the new checkpoint.
+    pub async fn rebuild(&self) -> Result<u64, SubscriptionError> {
+        self.retry
+            .run(|| self.consumer.reset(&self.name))
+            .await
+            .map_err(|(source, attempts)| self.unavailable("reset its consumer", source, attempts))?;
+        self.catch_up_from(0, None).await
+    }
+
+    /// Runs the subscription on the tokio runtime: catches up, then follows new events,
+    /// waking on every append made through this store and polling as a fallback.
+    pub fn start(self) -> RunningSubscription {
+        let (stop, stopped) = watch::channel(false);
+        let (progress_tx, progress) = watch::channel(0);
+        let name = self.name.clone();
+        let span = tracing::info_span!("subscription", name = %self.name);
+        let task = tokio::spawn(self.follow(stopped, progress_tx).instrument(span));
+        RunningSubscription {
+            name,
+            stop,
+            progress,
+            task: Some(task),
+        }
+    }
+
+    async fn follow(
+        self,
+        mut stopped: watch::Receiver<bool>,
+        progress: watch::Sender<u64>,
+    ) -> Result<(), SubscriptionError> {
+        let mut appends = self.store.appends();
+        let mut checkpoint = self.checkpoint().await?;
+        progress.send_replace(checkpoint);
+        loop {
+            if let Some(appends) = &mut appends {
+                appends.borrow_and_update();
+            }
+            checkpoint = self
+                .catch_up_from(checkpoint, Some((&stopped, &progress)))
+                .await?;
+            if *stopped.borrow() {
+                return Ok(());
+            }
+            let woken = async {
+                let signalled = match &mut appends {
+                    Some(appends) => appends.changed().await.is_ok(),
+                    None => false,
+                };
+                if !signalled {
+                    // No signal (or its store is gone): the poll below is all there is.
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                _ = stopped.changed() => return Ok(()),
+                () = woken => {}
+                () = tokio::time::sleep(self.poll_interval) => {}
+            }
+        }
+    }
+
+    async fn checkpoint(&self) -> Result<u64, SubscriptionError> {
+        self.retry
+            .run(|| self.consumer.checkpoint(&self.name))
+            .await
+            .map_err(|(source, attempts)| self.unavailable("read its checkpoint", source, attempts))
+    }
+
+    /// Consumes pages from `checkpoint` on until a short page (the end of the log), or
+    /// until asked to stop; reports progress as it goes.
+    async fn catch_up_from(
+        &self,
+        mut checkpoint: u64,
+        live: Option<(&watch::Receiver<bool>, &watch::Sender<u64>)>,
+    ) -> Result<u64, SubscriptionError> {
+        loop {
+            let from = checkpoint + 1;
+            let page = self
+                .retry
+                .run(|| async {
+                    self.store
+                        .read_all(from, PAGE)
+                        .await
+                        .map_err(HandlerError::from)
+                })
+                .await
+                .map_err(|(source, attempts)| self.unavailable("read the log", source, attempts))?;
+            for event in &page {
+                if live.is_some_and(|(stopped, _)| *stopped.borrow()) {
+                    return Ok(checkpoint);
+                }
+                self.deliver(event).await?;
+                checkpoint = event.position;
+                if let Some((_, progress)) = live {
+                    progress.send_replace(checkpoint);
+                }
+            }
+            if page.len() < PAGE {
+                return Ok(checkpoint);
+            }
+        }
+    }
+
+    async fn deliver(&self, event: &RecordedEvent) -> Result<(), SubscriptionError> {
+        let span = tracing::info_span!(
+            "handle",
+            stream = %event.stream_id,
+            version = event.version,
+            position = event.position,
+            event_type = %event.event_type,
+            correlation_id = %display_id(event.metadata.correlation_id),
+        );
+        self.retry
+            .run(|| self.consumer.consume(&self.name, event))
+            .instrument(span)
+            .await
+            .map_err(|(source, attempts)| {
+                tracing::error!(
+                    subscription = %self.name,
+                    stream = %event.stream_id,
+                    version = event.version,
+                    error = %source,
+                    "event keeps failing; subscription stopped"
+                );
+                SubscriptionError::EventFailed {
+                    subscription: self.name.to_string(),
+                    stream_id: event.stream_id.clone(),
+                    version: event.version,
+                    position: event.position,
+                    attempts,
+                    source,
+                }
+            })
+    }
+
+    fn unavailable(
+        &self,
+        action: &'static str,
+        source: HandlerError,
+        attempts: u32,
+    ) -> SubscriptionError {
+        SubscriptionError::Unavailable {
+            subscription: self.name.to_string(),
+            action,
+            attempts,
+            source,
+        }
+    }
+}
+
+/// An optional id as a trace field (`-` when absent).
+pub(crate) fn display_id(id: Option<uuid::Uuid>) -> String {
+    id.map_or_else(|| "-".to_owned(), |id| id.to_string())
+}
+
+/// A subscription running as a task; dropping it asks the task to stop after the event in
+/// hand.
+pub struct RunningSubscription {
+    name: Arc<str>,
+    stop: watch::Sender<bool>,
+    progress: watch::Receiver<u64>,
+    task: Option<JoinHandle<Result<(), SubscriptionError>>>,
+}
+
+impl RunningSubscription {
+    /// The position of the last event handled.
+    pub fn checkpoint(&self) -> u64 {
+        *self.progress.borrow()
+    }
+
+    /// Waits until every event up to `position` has been handled (for instance the
+    /// position of an append whose consequences the caller wants to see). If the
+    /// subscription stops first, returns why.
+    pub async fn wait_for(&mut self, position: u64) -> Result<(), SubscriptionError> {
+        loop {
+            if *self.progress.borrow_and_update() >= position {
+                return Ok(());
+            }
+            if self.progress.changed().await.is_err() {
+                // The task ended: report how (a final progress may still reach `position`).
+                if *self.progress.borrow() >= position {
+                    return Ok(());
+                }
+                return Err(self.outcome().await.err().unwrap_or_else(|| self.not_running()));
+            }
+        }
+    }
+
+    /// Stops after the event in hand and returns how the subscription ended: `Ok` if it was
+    /// healthy, or the error that had stopped it already.
+    pub async fn stop(mut self) -> Result<(), SubscriptionError> {
+        self.stop.send_replace(true);
+        self.outcome().await
+    }
+
+    async fn outcome(&mut self) -> Result<(), SubscriptionError> {
+        match self.task.take() {
+            Some(task) => match task.await {
+                Ok(outcome) => outcome,
+                Err(join) if join.is_panic() => Err(SubscriptionError::Panicked {
+                    subscription: self.name.to_string(),
+                    checkpoint: self.checkpoint(),
+                }),
+                Err(_) => Err(self.not_running()),
+            },
+            None => Err(self.not_running()),
+        }
+    }
+
+    fn not_running(&self) -> SubscriptionError {
+        SubscriptionError::NotRunning {
+            subscription: self.name.to_string(),
+        }
+    }
+}
+
+impl Drop for RunningSubscription {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
