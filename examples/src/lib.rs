@@ -1,8 +1,11 @@
 //! Runnable example domains of the framework: the cart of seed 5 (also the benchmark
-//! workload), the order of minimum CQRS, and demos that run them on any event store.
+//! workload), the order of minimum CQRS, the library of seed 3 and the onboarding of seed 4
+//! (aggregates kept consistent by subscriptions), and demos that run them on any event store.
 
 pub mod cart;
 pub mod demo;
+pub mod library;
+pub mod onboarding;
 pub mod order;
 
 /// The README's Rust blocks, compiled and run as doctests so the quick start cannot rot.

@@ -1,0 +1,436 @@
+//! Reacting to events on MemoryStore: after-commit handlers, commands from handlers, and
+//! subscriptions (catch-up, live wake-up, checkpoints, retries, stopping, rebuilding).
+
+use async_trait::async_trait;
+use cqrs_core::{
+    Aggregate, CheckpointStore, DomainEvent, EventHandler, EventOf, EventStore, HandlerConsumer,
+    HandlerError, Metadata, Repository, RepositoryError, RetryPolicy, Subscription,
+    SubscriptionError,
+};
+use cqrs_memory::MemoryStore;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum NoteEvent {
+    Written { text: String },
+}
+impl DomainEvent for NoteEvent {
+    fn event_type(&self) -> &'static str {
+        "Written"
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("empty note")]
+struct EmptyNote;
+
+/// Records texts; the aggregate whose events the handlers react to.
+#[derive(Debug, Default)]
+struct Note;
+impl Aggregate for Note {
+    const TYPE: &'static str = "Note";
+    type Command = String;
+    type Event = NoteEvent;
+    type Error = EmptyNote;
+    fn handle(&self, text: String) -> Result<Vec<NoteEvent>, EmptyNote> {
+        if text.is_empty() {
+            return Err(EmptyNote);
+        }
+        Ok(vec![NoteEvent::Written { text }])
+    }
+    fn apply(&mut self, _: &NoteEvent) {}
+}
+
+/// A second aggregate type, whose stream name starts like `Note`'s.
+#[derive(Debug, Default)]
+struct Notebook;
+impl Aggregate for Notebook {
+    const TYPE: &'static str = "Notebook";
+    type Command = String;
+    type Event = NoteEvent;
+    type Error = EmptyNote;
+    fn handle(&self, text: String) -> Result<Vec<NoteEvent>, EmptyNote> {
+        Note.handle(text)
+    }
+    fn apply(&mut self, _: &NoteEvent) {}
+}
+
+/// Records what it saw as `(stream, version, text)`; fails while `failures` is above zero,
+/// or always on texts starting with "poison".
+#[derive(Clone, Default)]
+struct Recorder {
+    name: &'static str,
+    seen: Arc<Mutex<Vec<(String, u64, String)>>>,
+    failures: Arc<AtomicU32>,
+}
+
+impl Recorder {
+    fn named(name: &'static str) -> Self {
+        Self {
+            name,
+            ..Self::default()
+        }
+    }
+
+    fn seen(&self) -> Vec<(String, u64, String)> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn texts(&self) -> Vec<String> {
+        self.seen().into_iter().map(|(_, _, text)| text).collect()
+    }
+}
+
+#[async_trait]
+impl EventHandler for Recorder {
+    type Aggregate = Note;
+    fn name(&self) -> &str {
+        self.name
+    }
+    async fn handle(&self, event: &EventOf<Self>) -> Result<(), HandlerError> {
+        let NoteEvent::Written { text } = &event.event;
+        if text.starts_with("poison") {
+            return Err(format!("cannot digest {text:?}").into());
+        }
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err("transient failure".into());
+        }
+        self.seen
+            .lock()
+            .unwrap()
+            .push((event.stream_id.clone(), event.version, text.clone()));
+        Ok(())
+    }
+}
+
+/// On every note, writes a copy into the notebook `book`, as a command caused by the note.
+struct CopyToNotebook {
+    notebooks: Repository<Notebook, MemoryStore>,
+}
+
+#[async_trait]
+impl EventHandler for CopyToNotebook {
+    type Aggregate = Note;
+    fn name(&self) -> &str {
+        "copy-to-notebook"
+    }
+    async fn handle(&self, event: &EventOf<Self>) -> Result<(), HandlerError> {
+        let NoteEvent::Written { text } = &event.event;
+        self.notebooks
+            .execute_with(
+                "book",
+                format!("copy of {text}"),
+                Metadata::caused_by(event),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+fn quick_retry(attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        attempts,
+        first_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(4),
+    }
+}
+
+async fn write(store: &MemoryStore, id: &str, texts: &[&str]) {
+    let notes = Repository::<Note, _>::new(store.clone());
+    for text in texts {
+        notes.execute(id, (*text).to_owned()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn after_commit_handlers_see_each_committed_event_before_execute_returns() {
+    let store = MemoryStore::new();
+    let first = Recorder::named("first");
+    let second = Recorder::named("second");
+    let notes = Repository::<Note, _>::new(store.clone())
+        .with_after_commit(first.clone())
+        .with_after_commit(second.clone());
+    notes.execute("a", "one".into()).await.unwrap();
+    notes.execute("a", "two".into()).await.unwrap();
+    let expected = vec![
+        ("Note-a".to_owned(), 1, "one".to_owned()),
+        ("Note-a".to_owned(), 2, "two".to_owned()),
+    ];
+    assert_eq!(first.seen(), expected);
+    assert_eq!(second.seen(), expected);
+    // A refused command commits nothing and runs no handler.
+    assert!(matches!(
+        notes.execute("a", String::new()).await,
+        Err(RepositoryError::Domain(EmptyNote))
+    ));
+    assert_eq!(first.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn a_failing_after_commit_handler_leaves_the_events_committed_and_says_so() {
+    let store = MemoryStore::new();
+    let healthy = Recorder::named("healthy");
+    let notes = Repository::<Note, _>::new(store.clone())
+        .with_after_commit(Recorder::named("choking"))
+        .with_after_commit(healthy.clone());
+    let outcome = notes.execute("a", "poison pill".into()).await;
+    let Err(RepositoryError::AfterCommit {
+        stream_id,
+        version,
+        failures,
+    }) = outcome
+    else {
+        panic!("expected AfterCommit, got {outcome:?}");
+    };
+    assert_eq!((stream_id.as_str(), version), ("Note-a", 1));
+    assert_eq!(failures.len(), 2, "both handlers choke on the poison pill");
+    assert_eq!(failures[0].handler, "choking");
+    assert_eq!(
+        (failures[0].stream_id.as_str(), failures[0].version),
+        ("Note-a", 1)
+    );
+    assert!(failures[0].source.to_string().contains("poison pill"));
+    // The event is stored all the same, and the next command builds on it.
+    assert_eq!(store.stream_version("Note-a").await.unwrap(), Some(1));
+    notes.execute("a", "fine".into()).await.unwrap();
+    assert_eq!(
+        healthy.seen(),
+        vec![("Note-a".to_owned(), 2, "fine".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn commands_issued_by_handlers_carry_correlation_and_causation_ids() {
+    let store = MemoryStore::new();
+    let notebooks = Repository::<Notebook, _>::new(store.clone());
+    let notes = Repository::<Note, _>::new(store.clone()).with_after_commit(CopyToNotebook {
+        notebooks: notebooks.clone(),
+    });
+    let request = uuid::Uuid::new_v4();
+    let committed = notes
+        .execute_with(
+            "a",
+            "hello".into(),
+            Metadata::new()
+                .with_correlation_id(request)
+                .with("tenant", "t1"),
+        )
+        .await
+        .unwrap();
+    let cause = &committed.events[0];
+    let copies = store.read_stream("Notebook-book", 1, 10).await.unwrap();
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0].metadata.correlation_id, Some(request));
+    assert_eq!(copies[0].metadata.causation_id, Some(cause.event_id));
+    assert_eq!(copies[0].metadata.get("tenant"), Some("t1"));
+    assert_eq!(cause.metadata.causation_id, None);
+}
+
+#[tokio::test]
+async fn a_subscription_catches_up_skips_other_aggregates_and_resumes_from_its_checkpoint() {
+    let store = MemoryStore::new();
+    write(&store, "a", &["one", "two"]).await;
+    Repository::<Notebook, _>::new(store.clone())
+        .execute("x", "not a note".into())
+        .await
+        .unwrap();
+    write(&store, "b", &["three"]).await;
+
+    let recorder = Recorder::named("r");
+    let consumer = HandlerConsumer::new(recorder.clone(), store.clone());
+    let subscription = Subscription::new("notes", store.clone(), consumer);
+    assert_eq!(subscription.catch_up().await.unwrap(), 4);
+    assert_eq!(recorder.texts(), ["one", "two", "three"]);
+    assert_eq!(store.load_checkpoint("notes").await.unwrap(), 4);
+
+    // A new subscription of the same name (a restarted process) starts after the checkpoint.
+    write(&store, "a", &["four"]).await;
+    let again = Recorder::named("r");
+    let subscription = Subscription::new(
+        "notes",
+        store.clone(),
+        HandlerConsumer::new(again.clone(), store.clone()),
+    );
+    assert_eq!(subscription.catch_up().await.unwrap(), 5);
+    assert_eq!(
+        again.seen(),
+        vec![("Note-a".to_owned(), 3, "four".to_owned())]
+    );
+    // Another name has its own checkpoint.
+    let other = Recorder::named("o");
+    Subscription::new(
+        "other",
+        store.clone(),
+        HandlerConsumer::new(other.clone(), store.clone()),
+    )
+    .catch_up()
+    .await
+    .unwrap();
+    assert_eq!(other.texts(), ["one", "two", "three", "four"]);
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_and_the_event_delivered() {
+    let store = MemoryStore::new();
+    write(&store, "a", &["one", "two"]).await;
+    let recorder = Recorder::named("r");
+    recorder.failures.store(2, Ordering::SeqCst);
+    let subscription = Subscription::new(
+        "notes",
+        store.clone(),
+        HandlerConsumer::new(recorder.clone(), store.clone()),
+    )
+    .with_retry(quick_retry(3));
+    assert_eq!(subscription.catch_up().await.unwrap(), 2);
+    assert_eq!(recorder.texts(), ["one", "two"]);
+}
+
+#[tokio::test]
+async fn an_event_that_keeps_failing_stops_the_subscription_before_it() {
+    let store = MemoryStore::new();
+    write(&store, "a", &["one", "poison", "three"]).await;
+    let recorder = Recorder::named("r");
+    let subscription = Subscription::new(
+        "notes",
+        store.clone(),
+        HandlerConsumer::new(recorder.clone(), store.clone()),
+    )
+    .with_retry(quick_retry(3));
+    let error = subscription.catch_up().await.unwrap_err();
+    let SubscriptionError::EventFailed {
+        subscription: name,
+        stream_id,
+        version,
+        position,
+        attempts,
+        source,
+    } = &error
+    else {
+        panic!("expected EventFailed, got {error:?}");
+    };
+    assert_eq!(
+        (
+            name.as_str(),
+            stream_id.as_str(),
+            *version,
+            *position,
+            *attempts
+        ),
+        ("notes", "Note-a", 2, 2, 3)
+    );
+    assert!(source.to_string().contains("poison"));
+    assert!(error.to_string().contains("stream `Note-a` version 2"));
+    // Nothing after it was handled, and the checkpoint waits before it.
+    assert_eq!(recorder.texts(), ["one"]);
+    assert_eq!(store.load_checkpoint("notes").await.unwrap(), 1);
+    // Running it again retries the same event: it is never skipped.
+    assert!(subscription.catch_up().await.is_err());
+    assert_eq!(recorder.texts(), ["one"]);
+}
+
+#[tokio::test]
+async fn a_running_subscription_wakes_on_appends_without_polling() {
+    let store = MemoryStore::new();
+    write(&store, "a", &["one"]).await;
+    let recorder = Recorder::named("r");
+    let mut running = Subscription::new(
+        "notes",
+        store.clone(),
+        HandlerConsumer::new(recorder.clone(), store.clone()),
+    )
+    // Polling alone would take an hour: only the append signal can make this test pass.
+    .with_poll_interval(Duration::from_secs(3600))
+    .start();
+    let within = Duration::from_secs(5);
+    tokio::time::timeout(within, running.wait_for(1))
+        .await
+        .unwrap()
+        .unwrap();
+    write(&store, "b", &["two", "three"]).await;
+    tokio::time::timeout(within, running.wait_for(3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorder.texts(), ["one", "two", "three"]);
+    assert_eq!(running.checkpoint(), 3);
+    running.stop().await.unwrap();
+    assert_eq!(store.load_checkpoint("notes").await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_running_subscription_reports_the_event_that_stopped_it() {
+    let store = MemoryStore::new();
+    let mut running = Subscription::new(
+        "notes",
+        store.clone(),
+        HandlerConsumer::new(Recorder::named("r"), store.clone()),
+    )
+    .with_retry(quick_retry(2))
+    .start();
+    write(&store, "a", &["one", "poison"]).await;
+    let error = tokio::time::timeout(Duration::from_secs(5), running.wait_for(2))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            SubscriptionError::EventFailed {
+                version: 2,
+                attempts: 2,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(running.checkpoint(), 1);
+}
+
+#[tokio::test]
+async fn handlers_in_a_subscription_can_issue_commands_with_causation() {
+    let store = MemoryStore::new();
+    let notebooks = Repository::<Notebook, _>::new(store.clone());
+    let consumer = HandlerConsumer::new(CopyToNotebook { notebooks }, store.clone());
+    let committed = Repository::<Note, _>::new(store.clone())
+        .execute("a", "hi".into())
+        .await
+        .unwrap();
+    let cause = &committed.events[0];
+    // The copy lands at position 2, after the page this catch-up read.
+    assert_eq!(
+        Subscription::new("copier", store.clone(), consumer)
+            .catch_up()
+            .await
+            .unwrap(),
+        1
+    );
+    let copies = store.read_stream("Notebook-book", 1, 10).await.unwrap();
+    assert_eq!(copies.len(), 1);
+    assert_eq!(
+        copies[0].metadata.correlation_id,
+        cause.metadata.correlation_id
+    );
+    assert_eq!(copies[0].metadata.causation_id, Some(cause.event_id));
+}
+
+#[tokio::test]
+async fn rebuild_replays_the_whole_log_from_position_zero() {
+    let store = MemoryStore::new();
+    write(&store, "a", &["one", "two"]).await;
+    let recorder = Recorder::named("r");
+    let subscription = Subscription::new(
+        "notes",
+        store.clone(),
+        HandlerConsumer::new(recorder.clone(), store.clone()),
+    );
+    subscription.catch_up().await.unwrap();
+    assert_eq!(subscription.rebuild().await.unwrap(), 2);
+    assert_eq!(recorder.texts(), ["one", "two", "one", "two"]);
+}
