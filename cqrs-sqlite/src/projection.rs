@@ -68,7 +68,11 @@ impl<P: Projection> Erased<P> {
     /// A failure of the projection's own setup or reset.
     fn failed(&self, action: &str, cause: HandlerError) -> StoreError {
         StoreError::Backend(
-            format!("projection `{}` could not {action}: {cause}", self.projection.name()).into(),
+            format!(
+                "projection `{}` could not {action}: {cause}",
+                self.projection.name()
+            )
+            .into(),
         )
     }
 }

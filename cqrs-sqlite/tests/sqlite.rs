@@ -389,9 +389,9 @@ async fn a_file_of_an_older_schema_is_migrated_on_open_keeping_its_events() {
         .await
         .unwrap();
     drop(store);
-    // Take the file back to schema 1, which had no snapshots table.
+    // Take the file back to schema 1, which had no snapshots and no checkpoints tables.
     raw(&db_path(&dir))
-        .execute_batch("DROP TABLE snapshots; PRAGMA user_version = 1;")
+        .execute_batch("DROP TABLE snapshots; DROP TABLE checkpoints; PRAGMA user_version = 1;")
         .unwrap();
 
     let store = SqliteStore::open(db_path(&dir)).await.unwrap();
@@ -413,4 +413,7 @@ async fn a_file_of_an_older_schema_is_migrated_on_open_keeping_its_events() {
     use cqrs_core::SnapshotStore;
     store.save_snapshot(snapshot.clone()).await.unwrap();
     assert_eq!(store.load_snapshot("s").await.unwrap(), Some(snapshot));
+    use cqrs_core::CheckpointStore;
+    store.save_checkpoint("sub", 1).await.unwrap();
+    assert_eq!(store.load_checkpoint("sub").await.unwrap(), 1);
 }
