@@ -1,7 +1,7 @@
 //! The repository: rebuilds an aggregate (from a snapshot, a cache entry, or its whole stream),
 //! runs commands against it, and loads it as it was at a past version or instant.
 
-use crate::aggregate::Aggregate;
+use crate::aggregate::{Aggregate, DomainEvent};
 use crate::cache::{AggregateCache, Cached};
 use crate::codec::{self, DecodeError, EncodeError};
 use crate::envelope::{recorded_now, EventEnvelope};
@@ -395,8 +395,16 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             version = field::Empty,
         );
         async {
-            let committed = self.decide_and_append(&stream_id, command, &metadata).await?;
+            let committed = self
+                .decide_and_append(&stream_id, command, &metadata)
+                .await?;
             Span::current().record("version", committed.version);
+            let types: Vec<&str> = committed
+                .events
+                .iter()
+                .map(|e| e.event.event_type())
+                .collect();
+            tracing::info!(version = committed.version, events = ?types, "committed");
             self.run_after_commit(&stream_id, &committed).await?;
             Ok(committed)
         }

@@ -126,7 +126,9 @@ pub enum SubscriptionError {
         source: HandlerError,
     },
     /// Reading the checkpoint or the log kept failing.
-    #[error("subscription `{subscription}` could not {action} after {attempts} attempts: {source}")]
+    #[error(
+        "subscription `{subscription}` could not {action} after {attempts} attempts: {source}"
+    )]
     Unavailable {
         /// The subscription's name.
         subscription: String,
@@ -139,7 +141,9 @@ pub enum SubscriptionError {
         source: HandlerError,
     },
     /// A handler panicked; the checkpoint stays where it was.
-    #[error("subscription `{subscription}` panicked handling the event after position {checkpoint}")]
+    #[error(
+        "subscription `{subscription}` panicked handling the event after position {checkpoint}"
+    )]
     Panicked {
         /// The subscription's name.
         subscription: String,
@@ -260,7 +264,9 @@ impl<S: EventStore + Clone> Subscription<S> {
         self.retry
             .run(|| self.consumer.reset(&self.name))
             .await
-            .map_err(|(source, attempts)| self.unavailable("reset its consumer", source, attempts))?;
+            .map_err(|(source, attempts)| {
+                self.unavailable("reset its consumer", source, attempts)
+            })?;
         self.catch_up_from(0, None).await
     }
 
@@ -438,7 +444,11 @@ impl RunningSubscription {
                 if *self.progress.borrow() >= position {
                     return Ok(());
                 }
-                return Err(self.outcome().await.err().unwrap_or_else(|| self.not_running()));
+                return Err(self
+                    .outcome()
+                    .await
+                    .err()
+                    .unwrap_or_else(|| self.not_running()));
             }
         }
     }

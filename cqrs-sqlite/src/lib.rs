@@ -39,6 +39,8 @@ mod writer;
 pub use error::SqliteError;
 pub use options::SqliteOptions;
 pub use projection::{ProjectedEvent, Projection, ProjectionConsumer};
+/// The rusqlite version projections are written against, so applications use the same one.
+pub use rusqlite;
 pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
 pub use synchronous::Synchronous;

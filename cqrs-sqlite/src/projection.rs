@@ -3,6 +3,7 @@
 //! checkpoint (exactly-once effect).
 
 use crate::checkpoints::write_checkpoint;
+use crate::error::store_error;
 use crate::store::SqliteStore;
 use async_trait::async_trait;
 use cqrs_core::{
@@ -130,6 +131,18 @@ impl SqliteStore {
         let erased = prepare(self, projection).await?;
         self.register_inline(erased);
         Ok(())
+    }
+
+    /// Runs `query` on one of the store's read connections (off the async runtime), to read
+    /// the tables projections keep: read models are queried where they live.
+    pub async fn query<T, F>(&self, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.readers()
+            .run(move |conn| query(conn).map_err(store_error))
+            .await
     }
 
     /// A [`Consumer`] for a [`Subscription`](cqrs_core::Subscription) that applies

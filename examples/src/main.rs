@@ -1,5 +1,6 @@
-//! `cqrs-examples [--data-dir DIR]`: runs every example, the cart demo then the orders demo,
-//! each on its own SQLite file (by default in a fresh temp directory removed at the end).
+//! `cqrs-examples [--data-dir DIR]`: runs every example in sequence (cart, orders and their
+//! read models, library, onboarding), each on its own SQLite file (by default in a fresh temp
+//! directory removed at the end). The onboarding story also prints the framework's trace.
 
 use cqrs_examples::demo::{self, DataDir, DemoError};
 use cqrs_sqlite::SqliteStore;
@@ -7,11 +8,15 @@ use cqrs_sqlite::SqliteStore;
 #[tokio::main]
 async fn main() -> Result<(), DemoError> {
     let data_dir = DataDir::from_args(std::env::args().skip(1))?;
+    let open = |name: &str| SqliteStore::open(data_dir.path().join(name));
     let mut out = std::io::stdout();
     println!("data directory: {}", data_dir.path().display());
-    let carts = SqliteStore::open(data_dir.path().join("carts.db")).await?;
-    demo::cart::run(carts, &mut out).await?;
-    let orders = SqliteStore::open(data_dir.path().join("orders.db")).await?;
-    demo::orders::run(orders, &mut out).await?;
+    demo::cart::run(open("carts.db").await?, &mut out).await?;
+    let orders = open("orders.db").await?;
+    demo::orders::run(orders.clone(), &mut out).await?;
+    demo::read_models::run(orders, &mut out).await?;
+    demo::library::run(open("library.db").await?, &mut out).await?;
+    demo::print_traces();
+    demo::onboarding::run(open("onboarding.db").await?, &mut out).await?;
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! `orders [--data-dir DIR]`: runs the orders demo alone on `orders.db` in DIR (by default in
-//! a fresh temp directory removed at the end).
+//! `orders [--data-dir DIR]`: runs the orders demo and the read-model demo (after-commit
+//! handler vs inline projection) on `orders.db` in DIR (by default in a fresh temp directory
+//! removed at the end).
 
 use cqrs_examples::demo::{self, DataDir, DemoError};
 use cqrs_sqlite::SqliteStore;
@@ -8,6 +9,8 @@ use cqrs_sqlite::SqliteStore;
 async fn main() -> Result<(), DemoError> {
     let data_dir = DataDir::from_args(std::env::args().skip(1))?;
     let store = SqliteStore::open(data_dir.path().join("orders.db")).await?;
-    demo::orders::run(store, &mut std::io::stdout()).await?;
+    let mut out = std::io::stdout();
+    demo::orders::run(store.clone(), &mut out).await?;
+    demo::read_models::run(store, &mut out).await?;
     Ok(())
 }

@@ -3,9 +3,15 @@
 //!
 //! - [`cart`]: commands, refusals, reload, metadata and reading old events through upcasters.
 //! - [`orders`]: the order lifecycle and the read model projected from the global log.
+//! - [`read_models`]: an after-commit handler vs an inline projection when the read model fails.
+//! - [`library`]: a subscription keeps members' loans in step with books (eventual consistency).
+//! - [`onboarding`]: a subscription turns a new user into onboarding tasks, traced end to end.
 
 pub mod cart;
+pub mod library;
+pub mod onboarding;
 pub mod orders;
+pub mod read_models;
 
 use cqrs_core::{
     Aggregate, Committed, DomainEvent, EventStore, Metadata, RecordedEvent, Repository,
@@ -78,6 +84,21 @@ impl Drop for DataDir {
             let _ = std::fs::remove_dir_all(&self.path);
         }
     }
+}
+
+/// Prints the framework's spans and events (INFO and up) to stdout from now on: every line
+/// shows the chain of spans it happened in (`subscription`, `handle`, `execute`, `append`),
+/// each with its stream, version and correlation id, so one request can be followed end to
+/// end. Installs a process-wide subscriber; a second call changes nothing.
+pub fn print_traces() {
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .without_time()
+        .with_target(false)
+        .with_writer(std::io::stdout)
+        .finish();
+    // Already installed (by an earlier call or by the embedding program): keep that one.
+    let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
 /// Runs one command with `metadata` and prints it with what it committed or why it was
