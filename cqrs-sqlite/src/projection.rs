@@ -187,6 +187,30 @@ impl Consumer for ProjectionConsumer {
         Ok(())
     }
 
+    /// The whole page and its checkpoint in one transaction: all of it or none of it.
+    async fn consume_page(
+        &self,
+        subscription: &str,
+        events: &[RecordedEvent],
+    ) -> Result<(), HandlerError> {
+        let Some(last) = events.last().map(|event| event.position) else {
+            return Ok(());
+        };
+        let projection = Arc::clone(&self.projection);
+        let subscription = subscription.to_owned();
+        let events = events.to_vec();
+        self.store
+            .writer()
+            .run(move |conn| {
+                for event in &events {
+                    projection.project(conn, event)?;
+                }
+                write_checkpoint(conn, &subscription, last)
+            })
+            .await?;
+        Ok(())
+    }
+
     async fn reset(&self, subscription: &str) -> Result<(), HandlerError> {
         let projection = Arc::clone(&self.projection);
         let subscription = subscription.to_owned();

@@ -305,7 +305,8 @@ impl AppendBatch for SqliteStore {
 }
 
 const CHILD_DB: &str = "CQRS_PROJECTION_CHILD_DB";
-const EVENTS: i64 = 200;
+/// Several of the subscription's 512-event pages, so the kill lands between two of them.
+const EVENTS: i64 = 2000;
 
 /// Run by the parent test as a separate process: follows the log with a slow projection
 /// until it is killed.
@@ -316,7 +317,7 @@ async fn child_subscriber() {
     let store = SqliteStore::open(&path).await.unwrap();
     let consumer = store
         .projection_consumer(Totals {
-            delay: Duration::from_millis(5),
+            delay: Duration::from_millis(1),
         })
         .await
         .unwrap();
@@ -332,7 +333,7 @@ async fn a_killed_subscription_resumes_without_loss_or_double_apply() {
     let (_dir, path, store) = fresh().await;
     let counters = Repository::<Counter, _>::new(store.clone());
     for n in 1..=EVENTS {
-        // Amounts 1001..=1200: none is one the projection refuses.
+        // Amounts from 1001 up: none is one the projection refuses.
         counters
             .execute(&format!("c{}", n % 7), vec![1000 + n])
             .await
