@@ -94,13 +94,27 @@ impl<H: EventHandler, C: CheckpointStore> HandlerConsumer<H, C> {
         self
     }
 
-    /// Runs the handler on `event` if it belongs to its aggregate.
+    /// Runs the handler on `event` if it belongs to its aggregate, in a `handle` span that
+    /// names the event and its correlation id.
     async fn handle(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
-        if is_stream_of::<H::Aggregate>(&event.stream_id) {
-            let envelope = codec::decode_envelope(event.clone(), &self.upcasters)?;
-            self.handler.handle(&envelope).await?;
+        if !is_stream_of::<H::Aggregate>(&event.stream_id) {
+            return Ok(());
         }
-        Ok(())
+        let span = tracing::info_span!(
+            "handle",
+            handler = self.handler.name(),
+            stream = %event.stream_id,
+            version = event.version,
+            position = event.position,
+            event_type = %event.event_type,
+            correlation_id = %display_id(event.metadata.correlation_id),
+        );
+        async {
+            let envelope = codec::decode_envelope(event.clone(), &self.upcasters)?;
+            self.handler.handle(&envelope).await
+        }
+        .instrument(span)
+        .await
     }
 }
 
@@ -453,14 +467,7 @@ impl<S: EventStore + Clone> Subscription<S> {
     }
 
     async fn deliver(&self, event: &RecordedEvent) -> Result<(), SubscriptionError> {
-        let span = tracing::info_span!(
-            "handle",
-            stream = %event.stream_id,
-            version = event.version,
-            position = event.position,
-            event_type = %event.event_type,
-            correlation_id = %display_id(event.metadata.correlation_id),
-        );
+        let span = tracing::debug_span!("deliver", position = event.position);
         self.retry
             .run(|| self.consumer.consume(&self.name, event))
             .instrument(span)
