@@ -71,7 +71,8 @@ pub trait Consumer: Send + Sync + 'static {
 }
 
 /// Feeds an [`EventHandler`] the events of its aggregate type, decoded through upcasters,
-/// and saves the checkpoint after each one (at-least-once).
+/// and saves the checkpoint after each page it handled (at-least-once: a crash mid-page
+/// delivers that page's handled events again).
 pub struct HandlerConsumer<H, C> {
     handler: H,
     checkpoints: C,
@@ -334,8 +335,9 @@ impl<S: EventStore + Clone> Subscription<S> {
         self.catch_up_from(0, None).await
     }
 
-    /// Runs the subscription on the tokio runtime: catches up, then follows new events,
-    /// waking on every append made through this store and polling as a fallback.
+    /// Runs the subscription as a task on the current tokio runtime (call it from within
+    /// one): catches up, then follows new events, waking on every append made through this
+    /// store and polling as a fallback.
     pub fn start(self) -> RunningSubscription {
         let (stop, stopped) = watch::channel(false);
         let (progress_tx, progress) = watch::channel(0);
