@@ -1,15 +1,12 @@
 //! `SqliteStore`: the event store contract on one SQLite file.
 
 use crate::options::SqliteOptions;
-use crate::reader::{
-    query_events, stream_version, Readers, GLOBAL_FORWARD, STREAM_BACKWARD, STREAM_FORWARD,
-};
+use crate::reader::{stream_version, EventQuery, Range, Readers};
 use crate::schema::open_writer;
 use crate::writer::Writer;
 use async_trait::async_trait;
 use cqrs_core::store::validate_stream_id;
 use cqrs_core::{Appended, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
-use rusqlite::params;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -28,32 +25,7 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// SQLite's integers are signed; larger limits and positions mean "no limit".
-fn sql_int(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
 impl SqliteStore {
-    /// Reads a page of one stream with `sql` (forward or backward).
-    async fn read_stream_with(
-        &self,
-        sql: &'static str,
-        stream_id: &str,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let stream_id = stream_id.to_owned();
-        self.readers
-            .run(move |conn| {
-                query_events(
-                    conn,
-                    sql,
-                    params![stream_id, sql_int(from_version), sql_int(limit as u64)],
-                )
-            })
-            .await
-    }
-
     pub(crate) fn writer(&self) -> &Writer {
         &self.writer
     }
@@ -103,8 +75,11 @@ impl EventStore for SqliteStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.read_stream_with(STREAM_FORWARD, stream_id, from_version, limit)
-            .await
+        let range = Range::StreamForward {
+            stream_id: stream_id.to_owned(),
+            from: from_version,
+        };
+        self.readers.events(EventQuery { range, limit }).await
     }
 
     async fn read_stream_backward(
@@ -113,8 +88,11 @@ impl EventStore for SqliteStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.read_stream_with(STREAM_BACKWARD, stream_id, from_version, limit)
-            .await
+        let range = Range::StreamBackward {
+            stream_id: stream_id.to_owned(),
+            from: from_version,
+        };
+        self.readers.events(EventQuery { range, limit }).await
     }
 
     async fn read_all(
@@ -122,21 +100,13 @@ impl EventStore for SqliteStore {
         from_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.readers
-            .run(move |conn| {
-                query_events(
-                    conn,
-                    GLOBAL_FORWARD,
-                    params![sql_int(from_position), sql_int(limit as u64)],
-                )
-            })
-            .await
+        let range = Range::Global {
+            from: from_position,
+        };
+        self.readers.events(EventQuery { range, limit }).await
     }
 
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
-        let stream_id = stream_id.to_owned();
-        self.readers
-            .run(move |conn| stream_version(conn, &stream_id))
-            .await
+        self.readers.inline(|conn| stream_version(conn, stream_id))
     }
 }
