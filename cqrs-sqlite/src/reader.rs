@@ -9,6 +9,7 @@
 use crate::error::{store_error, SqliteError};
 use crate::options::SqliteOptions;
 use crate::schema::connect;
+use crate::writer::Writer;
 use chrono::DateTime;
 use cqrs_core::{Metadata, RecordedEvent, StoreError};
 use rusqlite::types::ValueRef;
@@ -26,22 +27,36 @@ pub(crate) const INLINE_ROWS: usize = 256;
 
 /// Connections for reads, apart from the writer's so reads never wait for a commit (WAL).
 pub(crate) struct Readers {
+    writer: Writer,
     path: PathBuf,
     options: SqliteOptions,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl Readers {
-    pub fn new(path: PathBuf, options: SqliteOptions) -> Self {
+    pub fn new(writer: Writer, path: PathBuf, options: SqliteOptions) -> Self {
         Self {
+            writer,
             path,
             options,
             idle: Mutex::new(Vec::new()),
         }
     }
 
-    /// Runs a short `read` (a few rows) on a pooled connection, on the caller's thread.
+    /// Runs a short `read` (a few rows) on the caller's thread: on the writer's connection
+    /// when it is idle (see [`Writer::read_if_idle`]), else on a pooled one.
     pub fn inline<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match self.writer.read_if_idle(read) {
+            Ok(result) => result,
+            Err(read) => self.pooled(read),
+        }
+    }
+
+    /// Runs `read` on a pooled connection.
+    fn pooled<T>(
         &self,
         read: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -59,7 +74,7 @@ impl Readers {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let readers = Arc::clone(self);
-        tokio::task::spawn_blocking(move || readers.inline(read))
+        tokio::task::spawn_blocking(move || readers.pooled(read))
             .await
             .map_err(|e| SqliteError::ReadTask(e.to_string()))?
     }

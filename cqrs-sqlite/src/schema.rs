@@ -41,6 +41,9 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this crate writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
+/// Prepared statements kept per connection (rusqlite's default is 16).
+const STATEMENT_CACHE: usize = 64;
+
 /// Opens a connection with the busy timeout set (before anything can wait for a lock).
 pub(crate) fn connect(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(store_error)?;
@@ -54,6 +57,9 @@ pub(crate) fn connect(path: &Path, options: &SqliteOptions) -> Result<Connection
         .map_err(store_error)?;
     conn.pragma_update(None, "synchronous", options.synchronous.as_pragma())
         .map_err(store_error)?;
+    // Room for every statement the store runs (reads also run on the writer's connection),
+    // with some to spare, so none is evicted and parsed again.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 

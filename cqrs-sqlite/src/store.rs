@@ -47,9 +47,10 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         tokio::task::spawn_blocking(move || {
             let conn = open_writer(&path, &options)?;
+            let writer = Writer::start(conn)?;
             Ok(Self {
-                writer: Writer::start(conn)?,
-                readers: Arc::new(Readers::new(path, options)),
+                readers: Arc::new(Readers::new(writer.clone(), path, options)),
+                writer,
             })
         })
         .await

@@ -118,6 +118,22 @@ impl Writer {
         outcome.await.map_err(|_| SqliteError::WriterStopped)?
     }
 
+    /// Runs `read` on the writer's connection if no group is being committed, and hands it
+    /// back otherwise. That connection's page cache holds what it wrote last, where a
+    /// reader's cache is thrown away after every commit of another connection: reading
+    /// there saves re-reading those pages.
+    pub fn read_if_idle<T, F: FnOnce(&Connection) -> T>(&self, read: F) -> Result<T, F> {
+        let conn = match self.shared.conn.try_lock() {
+            Ok(conn) if conn.is_autocommit() => conn,
+            _ => return Err(read),
+        };
+        let result = read(&conn);
+        drop(conn);
+        // A job queued meanwhile found the connection taken and left its commit to us.
+        self.shared.serve();
+        Ok(result)
+    }
+
     /// Appends events to a stream (see [`insert`]).
     pub async fn append(
         &self,
