@@ -291,3 +291,116 @@ fn recorded_event(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
         recorded_at,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::SqliteStore;
+    use cqrs_core::{EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent};
+    use uuid::Uuid;
+
+    use super::INLINE_ROWS;
+
+    fn event(n: usize) -> NewEvent {
+        NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: "Counted".into(),
+            schema_version: 1,
+            payload: format!("{{\"n\":{n}}}"),
+            metadata: Metadata::new(),
+        }
+    }
+
+    fn versions(events: &[RecordedEvent]) -> Vec<u64> {
+        events.iter().map(|e| e.version).collect()
+    }
+
+    /// Stream `S-a` holds 600 events, `S-b` one after every 100 of them, so `S-a`'s
+    /// positions have gaps and its pages run past the rows read inline.
+    async fn store_of_600(dir: &tempfile::TempDir) -> SqliteStore {
+        const { assert!(600 > 2 * INLINE_ROWS) };
+        let store = SqliteStore::open(dir.path().join("events.db"))
+            .await
+            .unwrap();
+        for batch in 0..6 {
+            let events = (0..100).map(|i| event(batch * 100 + i)).collect();
+            store
+                .append("S-a", ExpectedVersion::Any, events)
+                .await
+                .unwrap();
+            store
+                .append("S-b", ExpectedVersion::Any, vec![event(batch)])
+                .await
+                .unwrap();
+        }
+        store
+    }
+
+    #[tokio::test]
+    async fn pages_longer_than_the_inline_rows_read_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_of_600(&dir).await;
+        let all = store.read_stream("S-a", 1, 1000).await.unwrap();
+        assert_eq!(versions(&all), (1..=600).collect::<Vec<_>>());
+        let payloads: Vec<String> = (0..600).map(|n| format!("{{\"n\":{n}}}")).collect();
+        assert_eq!(
+            all.iter().map(|e| &e.payload).collect::<Vec<_>>(),
+            payloads.iter().collect::<Vec<_>>()
+        );
+        let middle = store.read_stream("S-a", 200, 300).await.unwrap();
+        assert_eq!(versions(&middle), (200..500).collect::<Vec<_>>());
+        let exact = store.read_stream("S-a", 1, INLINE_ROWS).await.unwrap();
+        assert_eq!(exact.len(), INLINE_ROWS);
+
+        let newest = store
+            .read_stream_backward("S-a", u64::MAX, 400)
+            .await
+            .unwrap();
+        assert_eq!(versions(&newest), (201..=600).rev().collect::<Vec<_>>());
+        let oldest = store.read_stream_backward("S-a", 300, 1000).await.unwrap();
+        assert_eq!(versions(&oldest), (1..=300).rev().collect::<Vec<_>>());
+
+        let global = store.read_all(1, 500).await.unwrap();
+        let positions: Vec<u64> = global.iter().map(|e| e.position).collect();
+        assert_eq!(positions, (1..=500).collect::<Vec<_>>());
+        let tail = store.read_all(100, usize::MAX).await.unwrap();
+        assert_eq!(tail.len(), 606 - 99);
+        assert!(tail.windows(2).all(|w| w[1].position == w[0].position + 1));
+    }
+
+    /// Reads that borrow the writer's connection serve the appends queued meanwhile: none
+    /// is left waiting (it would hang until the timeout).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_and_reads_interleaved_from_many_tasks_all_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("events.db"))
+            .await
+            .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for task in 0..8 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                let stream = format!("S-{task}");
+                for n in 0..100u64 {
+                    let read = store.read_stream(&stream, 1, 1000).await.unwrap();
+                    assert_eq!(read.len() as u64, n);
+                    store
+                        .append(&stream, ExpectedVersion::Exact(n), vec![event(n as usize)])
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+        let all = async {
+            while let Some(joined) = tasks.join_next().await {
+                joined.unwrap();
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), all)
+            .await
+            .expect("every append and read completed");
+        for task in 0..8 {
+            let version = store.stream_version(&format!("S-{task}")).await.unwrap();
+            assert_eq!(version, Some(100));
+        }
+    }
+}
