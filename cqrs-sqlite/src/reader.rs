@@ -199,7 +199,7 @@ impl EventQuery {
         let mut rows = rows.map_err(store_error)?;
         let mut events = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(INLINE_ROWS));
         while let Some(row) = rows.next().map_err(store_error)? {
-            events.push(recorded_event(row)?);
+            events.push(recorded_event(row, key.map(String::as_str))?);
         }
         Ok(events)
     }
@@ -228,9 +228,13 @@ impl EventQuery {
 /// Decodes one row; a damaged envelope is a `Corrupt` error naming stream and version.
 ///
 /// Text columns are copied once, straight from SQLite's buffer into the event's `String`s;
-/// metadata is parsed from that buffer without a copy (and `{}` not parsed at all).
-fn recorded_event(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
-    let stream_id: String = row.get(1).map_err(store_error)?;
+/// metadata is parsed from that buffer without a copy. A stream read passes the stream id
+/// it asked for (`known_stream`), saving a column read and its UTF-8 check per row.
+fn recorded_event(row: &Row<'_>, known_stream: Option<&str>) -> Result<RecordedEvent, StoreError> {
+    let stream_id: String = match known_stream {
+        Some(stream_id) => stream_id.to_owned(),
+        None => row.get(1).map_err(store_error)?,
+    };
     let version: i64 = row.get(2).map_err(store_error)?;
     let corrupt = |reason: String| StoreError::Corrupt {
         stream_id: stream_id.clone(),
@@ -268,11 +272,8 @@ fn recorded_event(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
         .get(5)
         .map_err(|e| corrupt(format!("schema_version: {e}")))?;
     let payload = text(6, "payload")?;
-    let metadata = match bytes(7, "metadata")? {
-        b"{}" => Metadata::default(),
-        json => serde_json::from_slice(json)
-            .map_err(|e| corrupt(format!("metadata is not valid: {e}")))?,
-    };
+    let metadata = Metadata::from_json(bytes(7, "metadata")?)
+        .map_err(|e| corrupt(format!("metadata is not valid: {e}")))?;
     let micros: i64 = row
         .get(8)
         .map_err(|e| corrupt(format!("recorded_at: {e}")))?;

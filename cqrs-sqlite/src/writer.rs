@@ -19,7 +19,7 @@ use crate::error::{is_busy, is_duplicate_event_id, store_error, SqliteError};
 use crate::reader::stream_version;
 use chrono::{DateTime, Utc};
 use cqrs_core::envelope::recorded_now;
-use cqrs_core::{Appended, ExpectedVersion, NewEvent, StoreError};
+use cqrs_core::{Appended, ExpectedVersion, Metadata, NewEvent, StoreError};
 use rusqlite::{params, Connection};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use tokio::sync::oneshot;
@@ -243,10 +243,18 @@ pub(crate) fn insert(
         )
         .map_err(store_error)?;
     let mut recorded = Vec::with_capacity(events.len());
+    // The events of one command share their metadata: serialize it once per batch.
+    let mut metadata: Option<(Metadata, String)> = None;
     for (offset, event) in events.into_iter().enumerate() {
         let event_version = version + offset as u64 + 1;
-        let metadata =
-            serde_json::to_string(&event.metadata).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let json = match metadata {
+            Some((ref same, ref json)) if *same == event.metadata => json,
+            _ => {
+                let json = serde_json::to_string(&event.metadata)
+                    .map_err(|e| StoreError::Backend(Box::new(e)))?;
+                &metadata.insert((event.metadata.clone(), json)).1
+            }
+        };
         let inserted = statement.execute(params![
             stream_id,
             event_version as i64,
@@ -254,7 +262,7 @@ pub(crate) fn insert(
             event.event_type,
             event.schema_version,
             event.payload,
-            metadata,
+            json,
             recorded_at.timestamp_micros(),
         ]);
         match inserted {
