@@ -25,6 +25,12 @@ const MAX_IDLE: usize = 4;
 /// blocking pool. About a tenth of a millisecond of work.
 pub(crate) const INLINE_ROWS: usize = 256;
 
+/// Rows past the inline ones from which a page is read in two halves at once.
+const PARALLEL_ROWS: usize = 1024;
+
+/// Longer pages are read in one go: a huge limit says "everything", not how much is there.
+const MAX_SPLIT_ROWS: usize = 1 << 20;
+
 /// Connections for reads, apart from the writer's so reads never wait for a commit (WAL).
 pub(crate) struct Readers {
     writer: Writer,
@@ -87,18 +93,60 @@ impl Readers {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let first = query.limit.min(INLINE_ROWS);
         let mut events = self.inline(|conn| query.run(conn, first))?;
-        let Some(rest) = events
-            .last()
-            .and_then(|last| query.rest(last, events.len()))
-        else {
-            return Ok(events);
+        let rest = match events.last() {
+            Some(last) if events.len() == first => query.rest(last, first),
+            _ => None, // the range ended within the inline rows
         };
-        if events.len() < first {
-            return Ok(events);
+        if let Some(rest) = rest {
+            events.extend(self.rest_of_page(rest).await?);
         }
-        let more = self.run(move |conn| rest.run(conn, rest.limit)).await?;
-        events.extend(more);
         Ok(events)
+    }
+
+    /// Reads the rest of a long page on the blocking pool, its two halves at once on two
+    /// connections when the page is long enough (replays and catch-ups are bound by
+    /// decoding rows, which then runs on two cores).
+    async fn rest_of_page(
+        self: &Arc<Self>,
+        rest: EventQuery,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let Some((low, high)) = rest.halves() else {
+            return self.run(move |conn| rest.run(conn, rest.limit)).await;
+        };
+        let (low_limit, high_from) = (low.limit, high.range.from());
+        let (low, high) = tokio::join!(
+            self.run(move |conn| low.run(conn, low.limit)),
+            self.run(move |conn| high.run(conn, high.limit)),
+        );
+        let (mut low, high) = (low?, high?);
+        // The halves join up when the low one holds every key below the high one's start
+        // (keys of a stream's versions, and positions, have no gaps in practice).
+        let dense = low.len() == low_limit
+            && low
+                .last()
+                .is_some_and(|last| rest.range.key(last).checked_add(1) == Some(high_from));
+        if dense || (low.len() < low_limit && high.is_empty()) {
+            low.extend(high);
+            return Ok(low);
+        }
+        // A gap, or events committed between the two reads: read on from the low half.
+        let after = match low.last() {
+            Some(last) => rest.rest(last, low.len()),
+            None => Some(rest),
+        };
+        if let Some(after) = after {
+            low.extend(self.run(move |conn| after.run(conn, after.limit)).await?);
+        }
+        Ok(low)
+    }
+
+    /// Opens the two connections a long page is read with, so that the first one is not
+    /// slowed by opening them (a few milliseconds: a fifth of reading 20,000 events).
+    pub fn open_idle(&self) -> Result<(), StoreError> {
+        let (first, second) = (self.checkout()?, self.checkout()?);
+        self.checkin(first);
+        self.checkin(second);
+        Ok(())
     }
 
     fn checkout(&self) -> Result<Connection, StoreError> {
@@ -175,6 +223,25 @@ pub(crate) enum Range {
     Global { from: u64 },
 }
 
+impl Range {
+    /// Where the range starts: a version or a position.
+    fn from(&self) -> u64 {
+        match self {
+            Range::StreamForward { from, .. }
+            | Range::StreamBackward { from, .. }
+            | Range::Global { from } => *from,
+        }
+    }
+
+    /// The key the range is ordered by, of one of its events.
+    fn key(&self, event: &RecordedEvent) -> u64 {
+        match self {
+            Range::StreamForward { .. } | Range::StreamBackward { .. } => event.version,
+            Range::Global { .. } => event.position,
+        }
+    }
+}
+
 /// A page of events: a range and how many of its events at most.
 #[derive(Debug, Clone)]
 pub(crate) struct EventQuery {
@@ -202,6 +269,33 @@ impl EventQuery {
             events.push(recorded_event(row, key.map(String::as_str))?);
         }
         Ok(events)
+    }
+
+    /// The page cut in two at half its length, for reading both at once: `None` for a page
+    /// too short to be worth two threads, for an unbounded one, and for backward reads.
+    fn halves(&self) -> Option<(EventQuery, EventQuery)> {
+        if !(PARALLEL_ROWS..=MAX_SPLIT_ROWS).contains(&self.limit) {
+            return None;
+        }
+        let half = self.limit / 2;
+        let high_from = self.range.from().checked_add(half as u64)?;
+        let high_range = match &self.range {
+            Range::StreamForward { stream_id, .. } => Range::StreamForward {
+                stream_id: stream_id.clone(),
+                from: high_from,
+            },
+            Range::Global { .. } => Range::Global { from: high_from },
+            Range::StreamBackward { .. } => return None,
+        };
+        let low = EventQuery {
+            range: self.range.clone(),
+            limit: half,
+        };
+        let high = EventQuery {
+            range: high_range,
+            limit: self.limit - half,
+        };
+        Some((low, high))
     }
 
     /// The rest of this page once `read` events ending with `last` were read (`None`: the
@@ -299,7 +393,7 @@ mod tests {
     use cqrs_core::{EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent};
     use uuid::Uuid;
 
-    use super::INLINE_ROWS;
+    use super::{INLINE_ROWS, PARALLEL_ROWS};
 
     fn event(n: usize) -> NewEvent {
         NewEvent {
@@ -366,6 +460,84 @@ mod tests {
         let tail = store.read_all(100, usize::MAX).await.unwrap();
         assert_eq!(tail.len(), 606 - 99);
         assert!(tail.windows(2).all(|w| w[1].position == w[0].position + 1));
+    }
+
+    /// Appends `count` events to `stream` in batches of 100.
+    async fn append_many(store: &SqliteStore, stream: &str, count: usize) {
+        for start in (0..count).step_by(100) {
+            let events = (start..count.min(start + 100)).map(event).collect();
+            store
+                .append(stream, ExpectedVersion::Any, events)
+                .await
+                .unwrap();
+        }
+    }
+
+    fn positions(events: &[RecordedEvent]) -> Vec<u64> {
+        events.iter().map(|e| e.position).collect()
+    }
+
+    #[tokio::test]
+    async fn pages_read_in_two_halves_at_once_join_up_exactly() {
+        const { assert!(3000 > INLINE_ROWS + 2 * PARALLEL_ROWS) };
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("events.db"))
+            .await
+            .unwrap();
+        append_many(&store, "S-a", 3000).await;
+        append_many(&store, "S-b", 500).await;
+        for (from, limit) in [(1, 4096), (1, 3000), (7, 2999), (1, 1500), (2500, 4096)] {
+            let read = store.read_stream("S-a", from, limit).await.unwrap();
+            let end = (from + limit as u64 - 1).min(3000);
+            assert_eq!(
+                versions(&read),
+                (from..=end).collect::<Vec<_>>(),
+                "{from} {limit}"
+            );
+            let read = store.read_all(from, limit).await.unwrap();
+            let end = (from + limit as u64 - 1).min(3500);
+            assert_eq!(
+                positions(&read),
+                (from..=end).collect::<Vec<_>>(),
+                "{from} {limit}"
+            );
+        }
+    }
+
+    /// Puts a row at `position` by hand, leaving a gap in the positions before it.
+    fn insert_at(dir: &tempfile::TempDir, position: i64, stream: &str) {
+        let conn = rusqlite::Connection::open(dir.path().join("events.db")).unwrap();
+        conn.execute(
+            "INSERT INTO events (position, stream_id, version, event_id, event_type, \
+             schema_version, payload, metadata, recorded_at) \
+             VALUES (?1, ?2, 1, ?3, 'Counted', 1, '{}', '{}', 0)",
+            rusqlite::params![position, stream, Uuid::now_v7().as_bytes().as_slice()],
+        )
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn gaps_in_positions_never_duplicate_or_drop_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("events.db"))
+            .await
+            .unwrap();
+        // A gap inside the low half: 300 events, one at 400, 2000 more from 401.
+        append_many(&store, "S-a", 300).await;
+        insert_at(&dir, 400, "S-gap");
+        append_many(&store, "S-a", 2000).await;
+        // A gap after the end of the dense part: one more event far ahead.
+        insert_at(&dir, 9000, "S-far");
+        let expected: Vec<u64> = (1..=300).chain(400..=2400).chain([9000]).collect();
+        let all = store.read_all(1, 4096).await.unwrap();
+        assert_eq!(positions(&all), expected);
+        let some = store.read_all(1, 2000).await.unwrap();
+        assert_eq!(positions(&some), expected[..2000]);
+        let from_late = store.read_all(2000, 4096).await.unwrap();
+        assert_eq!(
+            positions(&from_late),
+            (2000..=2400).chain([9000]).collect::<Vec<_>>()
+        );
     }
 
     /// Reads that borrow the writer's connection serve the appends queued meanwhile: none

@@ -48,8 +48,10 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             let conn = open_writer(&path, &options)?;
             let writer = Writer::start(conn)?;
+            let readers = Readers::new(writer.clone(), path, options);
+            readers.open_idle()?;
             Ok(Self {
-                readers: Arc::new(Readers::new(writer.clone(), path, options)),
+                readers: Arc::new(readers),
                 writer,
             })
         })
