@@ -5,6 +5,10 @@
 //! a `spawn_blocking` round trip per read held W1 to a third of its rate). A page longer than
 //! [`INLINE_ROWS`] continues on tokio's blocking pool, so a long read never holds up the
 //! async runtime for more than those rows.
+//!
+//! Long reads come in sequences of pages (replays, catch-ups, subscriptions), so once a
+//! long page came back full, the next one is read ahead while the caller works on this
+//! one (see [`ReadAhead`]).
 
 use crate::error::{store_error, SqliteError};
 use crate::options::SqliteOptions;
@@ -16,6 +20,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, Row};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 /// Idle connections kept for reuse; more may be open while many reads run at once.
@@ -37,6 +42,18 @@ pub(crate) struct Readers {
     path: PathBuf,
     options: SqliteOptions,
     idle: Mutex<Vec<Connection>>,
+    ahead: Mutex<Option<ReadAhead>>,
+}
+
+/// The page after the last full long page, being read on the blocking pool.
+///
+/// It is used only if it comes back full: a full page read earlier is the page a read now
+/// would give, because later commits only add events after every stored one (positions
+/// grow in commit order; a stream's versions grow and never change). A short one may
+/// miss events committed since, so it is read again.
+struct ReadAhead {
+    query: EventQuery,
+    page: JoinHandle<Result<Vec<RecordedEvent>, StoreError>>,
 }
 
 impl Readers {
@@ -46,6 +63,7 @@ impl Readers {
             path,
             options,
             idle: Mutex::new(Vec::new()),
+            ahead: Mutex::new(None),
         }
     }
 
@@ -91,6 +109,18 @@ impl Readers {
         self: &Arc<Self>,
         query: EventQuery,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let ahead = {
+            let mut slot = self.ahead.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.take_if(|ahead| ahead.query == query)
+        };
+        if let Some(ahead) = ahead {
+            if let Ok(Ok(events)) = ahead.page.await {
+                if events.len() == query.limit {
+                    self.read_ahead(&query, &events);
+                    return Ok(events);
+                }
+            }
+        }
         let first = query.limit.min(INLINE_ROWS);
         let mut events = self.inline(|conn| query.run(conn, first))?;
         let rest = match events.last() {
@@ -100,7 +130,32 @@ impl Readers {
         if let Some(rest) = rest {
             events.extend(self.rest_of_page(rest).await?);
         }
+        self.read_ahead(&query, &events);
         Ok(events)
+    }
+
+    /// Starts reading the page after `events` if they are a full long page of `query`.
+    fn read_ahead(self: &Arc<Self>, query: &EventQuery, events: &[RecordedEvent]) {
+        let next = match events.last() {
+            Some(last) if events.len() == query.limit && query.limit >= PARALLEL_ROWS => {
+                query.next_page(last)
+            }
+            _ => None,
+        };
+        let Some(next) = next else {
+            return;
+        };
+        let readers = Arc::clone(self);
+        let query = next.clone();
+        let page = tokio::spawn(async move { readers.rest_of_page(next).await });
+        let replaced = self
+            .ahead
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(ReadAhead { query, page });
+        if let Some(unused) = replaced {
+            unused.page.abort();
+        }
     }
 
     /// Reads the rest of a long page on the blocking pool, its two halves at once on two
@@ -213,7 +268,7 @@ fn sql_int(value: u64) -> i64 {
 }
 
 /// Which events a read asks for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Range {
     /// A stream's events with version `>= from`, oldest first.
     StreamForward { stream_id: String, from: u64 },
@@ -243,7 +298,7 @@ impl Range {
 }
 
 /// A page of events: a range and how many of its events at most.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct EventQuery {
     pub range: Range,
     pub limit: usize,
@@ -302,7 +357,25 @@ impl EventQuery {
     /// page is complete).
     fn rest(&self, last: &RecordedEvent, read: usize) -> Option<EventQuery> {
         let limit = self.limit.checked_sub(read).filter(|&left| left > 0)?;
-        let range = match &self.range {
+        let range = self.range_after(last)?;
+        Some(EventQuery { range, limit })
+    }
+
+    /// The page of the same length after this one, which ended with `last` (forward reads
+    /// only).
+    fn next_page(&self, last: &RecordedEvent) -> Option<EventQuery> {
+        match self.range {
+            Range::StreamBackward { .. } => None,
+            _ => Some(EventQuery {
+                range: self.range_after(last)?,
+                limit: self.limit,
+            }),
+        }
+    }
+
+    /// This range's events after `last`.
+    fn range_after(&self, last: &RecordedEvent) -> Option<Range> {
+        Some(match &self.range {
             Range::StreamForward { stream_id, .. } => Range::StreamForward {
                 stream_id: stream_id.clone(),
                 from: last.version.checked_add(1)?,
@@ -314,8 +387,7 @@ impl EventQuery {
             Range::Global { .. } => Range::Global {
                 from: last.position.checked_add(1)?,
             },
-        };
-        Some(EventQuery { range, limit })
+        })
     }
 }
 
@@ -538,6 +610,43 @@ mod tests {
             positions(&from_late),
             (2000..=2400).chain([9000]).collect::<Vec<_>>()
         );
+    }
+
+    /// A page read ahead is used only if it came back full: one that was short may miss
+    /// events committed after it was read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pages_read_ahead_never_miss_events_committed_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("events.db"))
+            .await
+            .unwrap();
+        append_many(&store, "S-a", 3000).await;
+        let page = 1500;
+        assert!(page >= PARALLEL_ROWS);
+        let let_read_ahead_finish = || tokio::time::sleep(std::time::Duration::from_millis(200));
+
+        let first = store.read_all(1, page).await.unwrap();
+        assert_eq!(positions(&first), (1..=1500).collect::<Vec<_>>());
+        let second = store.read_all(1501, page).await.unwrap();
+        assert_eq!(positions(&second), (1501..=3000).collect::<Vec<_>>());
+        // The page after is read ahead now, and comes back empty.
+        let_read_ahead_finish().await;
+        append_many(&store, "S-b", 10).await;
+        let third = store.read_all(3001, page).await.unwrap();
+        assert_eq!(positions(&third), (3001..=3010).collect::<Vec<_>>());
+
+        let whole = store.read_stream("S-a", 1, page).await.unwrap();
+        assert_eq!(versions(&whole), (1..=1500).collect::<Vec<_>>());
+        let rest = store.read_stream("S-a", 1501, page).await.unwrap();
+        assert_eq!(versions(&rest), (1501..=3000).collect::<Vec<_>>());
+        let_read_ahead_finish().await;
+        let events = (0..5).map(event).collect();
+        store
+            .append("S-a", ExpectedVersion::Exact(3000), events)
+            .await
+            .unwrap();
+        let after = store.read_stream("S-a", 3001, page).await.unwrap();
+        assert_eq!(versions(&after), (3001..=3005).collect::<Vec<_>>());
     }
 
     /// Reads that borrow the writer's connection serve the appends queued meanwhile: none
