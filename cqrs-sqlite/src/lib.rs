@@ -6,9 +6,10 @@
 //! - A versioned schema migrated on open: `UNIQUE(stream_id, version)`, `UNIQUE(event_id)`,
 //!   and triggers that refuse UPDATE and DELETE on stored events.
 //! - Snapshots (`SnapshotStore`) in table `snapshots`, the latest per stream.
-//! - One writer thread that commits concurrent appends together (group commit), each in its
-//!   own savepoint; reads on pooled connections of their own. Async callers never block the
-//!   runtime on SQLite.
+//! - One writer connection that commits concurrent appends together (group commit), each in
+//!   its own savepoint, on the thread of the caller that finds it free (no hand-off to
+//!   another thread); short reads on the caller's thread too, long pages on tokio's blocking
+//!   pool, two connections at once, the next page read ahead.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), cqrs_core::StoreError> {

@@ -10,7 +10,7 @@ use cqrs_core::{Appended, EventStore, ExpectedVersion, NewEvent, RecordedEvent, 
 use std::path::Path;
 use std::sync::Arc;
 
-/// The embedded event store: one SQLite file in WAL mode, one writer thread committing
+/// The embedded event store: one SQLite file in WAL mode, one writer connection committing
 /// appends in groups, and pooled read connections. Clones share all of it; several
 /// processes may open the same file.
 #[derive(Clone)]
