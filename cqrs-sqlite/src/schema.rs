@@ -41,6 +41,15 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this crate writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
+/// WAL pages after which the writer's commit copies the WAL into the database file
+/// (SQLite's default: 1,000). A checkpoint runs inside the commit that crosses the mark,
+/// writes each page changed since the last one once and fsyncs twice; the hot pages of an
+/// event log (the last table and index leaves) change on every append, so a longer WAL
+/// writes them back far less often. perf of W1+W2: the checkpoint's share of CPU samples
+/// halved and fsyncs fell from 199 to 32 (strace, 300 carts). The cost: a WAL file of up
+/// to ~40 MB and a longer recovery scan after a crash.
+const WAL_AUTOCHECKPOINT: i64 = 10_000;
+
 /// Prepared statements kept per connection (rusqlite's default is 16).
 const STATEMENT_CACHE: usize = 64;
 
@@ -75,6 +84,8 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
         ));
     }
     migrate(&mut conn)?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)
+        .map_err(store_error)?;
     Ok(conn)
 }
 
