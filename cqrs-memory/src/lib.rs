@@ -91,23 +91,30 @@ impl EventStore for MemoryStore {
             });
         }
         let recorded_at = recorded_now();
-        let indices = log.streams.entry(stream_id.to_owned()).or_default();
+        let first = log.events.len();
         let mut appended = Vec::with_capacity(events.len());
         for (offset, event) in events.into_iter().enumerate() {
             let recorded = event.into_recorded(
                 stream_id,
                 version + offset as u64 + 1,
-                log.events.len() as u64 + 1,
+                (first + offset) as u64 + 1,
                 recorded_at,
             );
-            indices.push(log.events.len());
             log.event_ids.insert(recorded.event_id);
             appended.push(recorded.clone());
             log.events.push(recorded);
         }
+        let added = first..log.events.len();
+        // The stream id is copied only for a new stream, not on every append.
+        match log.streams.get_mut(stream_id) {
+            Some(indices) => indices.extend(added),
+            None => {
+                log.streams.insert(stream_id.to_owned(), added.collect());
+            }
+        }
         self.appended.send_replace(log.events.len() as u64);
         Ok(Appended {
-            version: indices.len() as u64,
+            version: version + appended.len() as u64,
             events: appended,
         })
     }

@@ -1,7 +1,8 @@
 //! Subscription checkpoints: one row per subscription in table `checkpoints`.
 
 use crate::error::store_error;
-use crate::store::{sql_int, SqliteStore};
+use crate::reader::sql_int;
+use crate::store::SqliteStore;
 use async_trait::async_trait;
 use cqrs_core::envelope::recorded_now;
 use cqrs_core::{CheckpointStore, StoreError};

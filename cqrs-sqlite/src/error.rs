@@ -14,8 +14,9 @@ pub enum SqliteError {
         /// The newest schema version this crate knows.
         supported: u32,
     },
-    /// The writer thread is gone (it only stops when the store is dropped).
-    #[error("the store's writer thread has stopped")]
+    /// The write was dropped before its group committed: another job of the group
+    /// panicked on the thread committing it (nothing of that group was committed).
+    #[error("the store's writer stopped before this write committed")]
     WriterStopped,
     /// A blocking read task could not be run.
     #[error("a read task failed: {0}")]

@@ -9,9 +9,10 @@
 //!   checkpoints (`CheckpointStore`) in table `checkpoints`.
 //! - Read models in the same file ([`Projection`]): inline, in the append's transaction, or
 //!   fed by a subscription with the checkpoint in the same transaction.
-//! - One writer thread that commits concurrent appends together (group commit), each in its
-//!   own savepoint; reads on pooled connections of their own. Async callers never block the
-//!   runtime on SQLite.
+//! - One writer connection that commits concurrent appends together (group commit), each in
+//!   its own savepoint, on the thread of the caller that finds it free (no hand-off to
+//!   another thread); short reads on the caller's thread too, long pages on tokio's blocking
+//!   pool, two connections at once, the next page read ahead.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), cqrs_core::StoreError> {

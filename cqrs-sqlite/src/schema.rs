@@ -47,6 +47,18 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this crate writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
+/// WAL pages after which the writer's commit copies the WAL into the database file
+/// (SQLite's default: 1,000). A checkpoint runs inside the commit that crosses the mark,
+/// writes each page changed since the last one once and fsyncs twice; the hot pages of an
+/// event log (the last table and index leaves) change on every append, so a longer WAL
+/// writes them back far less often. perf of W1+W2: the checkpoint's share of CPU samples
+/// halved and fsyncs fell from 199 to 32 (strace, 300 carts). The cost: a WAL file of up
+/// to ~40 MB and a longer recovery scan after a crash.
+const WAL_AUTOCHECKPOINT: i64 = 10_000;
+
+/// Prepared statements kept per connection (rusqlite's default is 16).
+const STATEMENT_CACHE: usize = 64;
+
 /// Opens a connection with the busy timeout set (before anything can wait for a lock).
 pub(crate) fn connect(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(store_error)?;
@@ -60,6 +72,9 @@ pub(crate) fn connect(path: &Path, options: &SqliteOptions) -> Result<Connection
         .map_err(store_error)?;
     conn.pragma_update(None, "synchronous", options.synchronous.as_pragma())
         .map_err(store_error)?;
+    // Room for every statement the store runs (reads also run on the writer's connection),
+    // with some to spare, so none is evicted and parsed again.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
@@ -75,6 +90,8 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
         ));
     }
     migrate(&mut conn)?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)
+        .map_err(store_error)?;
     Ok(conn)
 }
 

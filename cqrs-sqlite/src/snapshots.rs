@@ -37,37 +37,36 @@ impl SnapshotStore for SqliteStore {
 
     async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
         let stream_id = stream_id.to_owned();
-        self.readers()
-            .run(move |conn| {
-                let row = conn
-                    .prepare_cached(
-                        "SELECT version, state_version, state, taken_at FROM snapshots \
+        // One row by primary key: read on the caller's thread (see `Readers::inline`).
+        self.readers().inline(move |conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT version, state_version, state, taken_at FROM snapshots \
                          WHERE stream_id = ?1",
-                    )
-                    .and_then(|mut statement| {
-                        statement
-                            .query_row([&stream_id], |row| {
-                                Ok((
-                                    row.get::<_, i64>(0)?,
-                                    row.get::<_, u32>(1)?,
-                                    row.get::<_, String>(2)?,
-                                    row.get::<_, i64>(3)?,
-                                ))
-                            })
-                            .optional()
-                    })
-                    .map_err(store_error)?;
-                Ok(row.and_then(|(version, state_version, state, taken_at)| {
-                    // A damaged snapshot is no snapshot: loads replay the stream instead.
-                    Some(Snapshot {
-                        stream_id,
-                        version: u64::try_from(version).ok()?,
-                        state_version,
-                        state,
-                        taken_at: DateTime::from_timestamp_micros(taken_at)?,
-                    })
-                }))
-            })
-            .await
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_row([&stream_id], |row| {
+                            Ok((
+                                row.get::<_, i64>(0)?,
+                                row.get::<_, u32>(1)?,
+                                row.get::<_, String>(2)?,
+                                row.get::<_, i64>(3)?,
+                            ))
+                        })
+                        .optional()
+                })
+                .map_err(store_error)?;
+            Ok(row.and_then(|(version, state_version, state, taken_at)| {
+                // A damaged snapshot is no snapshot: loads replay the stream instead.
+                Some(Snapshot {
+                    stream_id,
+                    version: u64::try_from(version).ok()?,
+                    state_version,
+                    state,
+                    taken_at: DateTime::from_timestamp_micros(taken_at)?,
+                })
+            }))
+        })
     }
 }

@@ -2,21 +2,18 @@
 
 use crate::options::SqliteOptions;
 use crate::projection::AnyProjection;
-use crate::reader::{
-    query_events, stream_version, Readers, GLOBAL_FORWARD, STREAM_BACKWARD, STREAM_FORWARD,
-};
+use crate::reader::{stream_version, EventQuery, Range, Readers};
 use crate::schema::open_writer;
 use crate::writer::{insert, Writer};
 use async_trait::async_trait;
 use cqrs_core::envelope::recorded_now;
 use cqrs_core::store::validate_stream_id;
 use cqrs_core::{Appended, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
-use rusqlite::params;
 use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock};
 use tokio::sync::watch;
 
-/// The embedded event store: one SQLite file in WAL mode, one writer thread committing
+/// The embedded event store: one SQLite file in WAL mode, one writer connection committing
 /// appends in groups, and pooled read connections. Clones share all of it; several
 /// processes may open the same file.
 #[derive(Clone)]
@@ -35,32 +32,7 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// SQLite's integers are signed; larger limits and positions mean "no limit".
-pub(crate) fn sql_int(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
 impl SqliteStore {
-    /// Reads a page of one stream with `sql` (forward or backward).
-    async fn read_stream_with(
-        &self,
-        sql: &'static str,
-        stream_id: &str,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let stream_id = stream_id.to_owned();
-        self.readers
-            .run(move |conn| {
-                query_events(
-                    conn,
-                    sql,
-                    params![stream_id, sql_int(from_version), sql_int(limit as u64)],
-                )
-            })
-            .await
-    }
-
     /// Adds an inline projection for every later append (see `add_projection`).
     pub(crate) fn register_inline(&self, projection: Arc<dyn AnyProjection>) {
         self.inline
@@ -90,9 +62,12 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         tokio::task::spawn_blocking(move || {
             let conn = open_writer(&path, &options)?;
+            let writer = Writer::start(conn)?;
+            let readers = Readers::new(writer.clone(), path, options);
+            readers.open_idle()?;
             Ok(Self {
-                writer: Writer::start(conn)?,
-                readers: Arc::new(Readers::new(path, options)),
+                readers: Arc::new(readers),
+                writer,
                 inline: Arc::default(),
                 appended: Arc::new(watch::channel(0).0),
             })
@@ -150,8 +125,11 @@ impl EventStore for SqliteStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.read_stream_with(STREAM_FORWARD, stream_id, from_version, limit)
-            .await
+        let range = Range::StreamForward {
+            stream_id: stream_id.to_owned(),
+            from: from_version,
+        };
+        self.readers.events(EventQuery { range, limit }).await
     }
 
     async fn read_stream_backward(
@@ -160,8 +138,11 @@ impl EventStore for SqliteStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.read_stream_with(STREAM_BACKWARD, stream_id, from_version, limit)
-            .await
+        let range = Range::StreamBackward {
+            stream_id: stream_id.to_owned(),
+            from: from_version,
+        };
+        self.readers.events(EventQuery { range, limit }).await
     }
 
     async fn read_all(
@@ -169,22 +150,14 @@ impl EventStore for SqliteStore {
         from_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.readers
-            .run(move |conn| {
-                query_events(
-                    conn,
-                    GLOBAL_FORWARD,
-                    params![sql_int(from_position), sql_int(limit as u64)],
-                )
-            })
-            .await
+        let range = Range::Global {
+            from: from_position,
+        };
+        self.readers.events(EventQuery { range, limit }).await
     }
 
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
-        let stream_id = stream_id.to_owned();
-        self.readers
-            .run(move |conn| stream_version(conn, &stream_id))
-            .await
+        self.readers.inline(|conn| stream_version(conn, stream_id))
     }
 
     fn appends(&self) -> Option<watch::Receiver<u64>> {

@@ -9,7 +9,10 @@
 //!   --tasks N            concurrent tokio tasks of W2 (8)
 //!   --replay-events N    events of the W3 stream (100000); a comma list (10000,100000)
 //!                        reports W3 at each size
-//!   --bulk-events N      events of the large W4 store, N/20 carts' scripts (1000000)
+//!   --replay-scale LIST  W3 again at these sizes, for scale (10000,100000,1000000;
+//!                        `none` skips it): plain loads only, labels `<backend>@<size>`
+//!   --bulk-events N      events of the large W4 store, N/20 carts' scripts (1000000);
+//!                        W1 runs again on that store once W4 has read it
 //!   --loads N            timed loads per W3 figure (5); the median is reported
 //!   --backends a,b       of sqlite-normal, sqlite-full, mem (all three)
 //!   --data-dir DIR       where the SQLite files go (a fresh dir under the system temp dir,
@@ -33,7 +36,11 @@
 //!   read, with the high-water mark reset (/proc/self/clear_refs) just before the store is
 //!   built, so it covers building and reading that store only (stderr says if the reset was
 //!   refused and the figure is the process lifetime peak instead). W3 lines carry
-//!   `@<size>` only when several `--replay-events` sizes are given.
+//!   `@<size>` only when several `--replay-events` sizes are given, and for the
+//!   `--replay-scale` sizes (replay must stay linear: events/s about the same at each size).
+//! - `W1 <backend>@<size>` (when W1 and W4 both run): W1 (fresh carts `w1-…`, no cache) on
+//!   the `--bulk-events` store after W4 read it, to show that an append does not cost more
+//!   in a large store; stderr gives its ratio to W1 on the empty store.
 //!
 //! W1 and W2 are single timed runs; W3 reports the median of `--loads` loads. W3 and W4 run
 //! on `sqlite-normal` and `mem` only (BENCHMARKS: "W3, W4 under NORMAL"). Every workload
@@ -81,11 +88,12 @@ const BULK_IN_FLIGHT: u32 = 50;
 const W3_ID: &str = "w3";
 
 const USAGE: &str = "\
-usage: bench [--carts N] [--tasks N] [--replay-events N[,N...]] [--bulk-events N]
-             [--loads N] [--backends sqlite-normal,sqlite-full,mem] [--data-dir DIR]
-             [--workloads W1,W2,W3,W4]
-defaults: --carts 1000 --tasks 8 --replay-events 100000 --bulk-events 1000000 --loads 5,
-          every backend and workload, a fresh temporary data dir removed at the end
+usage: bench [--carts N] [--tasks N] [--replay-events N[,N...]] [--replay-scale N,N...|none]
+             [--bulk-events N] [--loads N] [--backends sqlite-normal,sqlite-full,mem]
+             [--data-dir DIR] [--workloads W1,W2,W3,W4]
+defaults: --carts 1000 --tasks 8 --replay-events 100000 --replay-scale 10000,100000,1000000
+          --bulk-events 1000000 --loads 5, every backend and workload, a fresh temporary
+          data dir removed at the end
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +140,7 @@ struct Config {
     carts: u32,
     tasks: u32,
     replay_events: Vec<u64>,
+    replay_scale: Vec<u64>,
     bulk_events: u64,
     loads: usize,
     backends: Vec<Backend>,
@@ -145,6 +154,7 @@ impl Default for Config {
             carts: 1000,
             tasks: 8,
             replay_events: vec![100_000],
+            replay_scale: vec![10_000, 100_000, 1_000_000],
             bulk_events: 1_000_000,
             loads: 5,
             backends: Backend::ALL.to_vec(),
@@ -192,6 +202,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
             "--carts",
             "--tasks",
             "--replay-events",
+            "--replay-scale",
             "--bulk-events",
             "--loads",
             "--backends",
@@ -210,6 +221,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
             "--tasks" => config.tasks = positive(&flag, &value)?,
             "--replay-events" => {
                 config.replay_events = value
+                    .split(',')
+                    .map(|size| positive(&flag, size.trim()))
+                    .collect::<Result<_, _>>()?;
+            }
+            "--replay-scale" if value.trim() == "none" => config.replay_scale = Vec::new(),
+            "--replay-scale" => {
+                config.replay_scale = value
                     .split(',')
                     .map(|size| positive(&flag, size.trim()))
                     .collect::<Result<_, _>>()?;
@@ -449,9 +467,10 @@ async fn run_backend<S: BenchStore>(ctx: &Ctx<'_>, backend: Backend) -> Res<()> 
     // The database of W1, which W2 continues and W4 reads.
     let mut w1_db: Option<S> = None;
     let mut w1_ran = false;
+    let mut w1_rate = None;
     if workloads.w1 {
         let store = S::fresh(backend, ctx.dir, "w1").await?;
-        w1(ctx, &store, label, false).await?;
+        w1_rate = Some(w1(ctx, &store, label, false).await?);
         w1_db = Some(store);
         w1_ran = true;
 
@@ -482,7 +501,11 @@ async fn run_backend<S: BenchStore>(ctx: &Ctx<'_>, backend: Backend) -> Res<()> 
             } else {
                 String::new()
             };
-            w3::<S>(ctx, backend, size, &suffix).await?;
+            w3::<S>(ctx, backend, size, &suffix, true).await?;
+        }
+        for &size in &ctx.config.replay_scale {
+            let suffix = format!("@{}", compact(size));
+            w3::<S>(ctx, backend, size, &suffix, false).await?;
         }
     }
     if workloads.w4 && backend.runs_reads() {
@@ -504,7 +527,7 @@ async fn run_backend<S: BenchStore>(ctx: &Ctx<'_>, backend: Backend) -> Res<()> 
         drop(store);
         drop(w1_db.take());
         remove_db(backend, ctx.dir, "w4-w1")?;
-        w4_bulk::<S>(ctx, backend).await?;
+        w4_bulk::<S>(ctx, backend, w1_rate).await?;
     }
     drop(w1_db);
     remove_db(backend, ctx.dir, "w1")?;
@@ -512,7 +535,8 @@ async fn run_backend<S: BenchStore>(ctx: &Ctx<'_>, backend: Backend) -> Res<()> 
 }
 
 /// W1: every cart's script, command by command, through `Repository::execute`, one task.
-async fn w1<S: BenchStore>(ctx: &Ctx<'_>, store: &S, label: &str, cache: bool) -> Res<()> {
+/// Returns the commands per second it reported.
+async fn w1<S: BenchStore>(ctx: &Ctx<'_>, store: &S, label: &str, cache: bool) -> Res<u64> {
     let carts = ctx.config.carts;
     let scripts: Vec<(String, Vec<CartCommand>)> = (0..carts)
         .map(|n| (script_cart_id("w1", n), script("w1", n)))
@@ -538,14 +562,10 @@ async fn w1<S: BenchStore>(ctx: &Ctx<'_>, store: &S, label: &str, cache: bool) -
         "bench: W1 {label}: {commands} commands in {:.3} s",
         elapsed.as_secs_f64()
     );
-    report(
-        "W1",
-        label,
-        "cmds_per_s",
-        per_second(commands, elapsed),
-        "cmd/s",
-    );
-    check_carts(ctx, store, "W1", label, "w1").await
+    let rate = per_second(commands, elapsed);
+    report("W1", label, "cmds_per_s", rate, "cmd/s");
+    check_carts(ctx, store, "W1", label, "w1").await?;
+    Ok(rate)
 }
 
 /// W2: the script on carts `w2-…`, cart n run by task `n % tasks`, tasks concurrent.
@@ -639,8 +659,14 @@ async fn check_carts<S: BenchStore>(
 }
 
 /// W3: one stream of `size` events written in bulk, then loaded `--loads` times, plainly
-/// and from a snapshot at its last version.
-async fn w3<S: BenchStore>(ctx: &Ctx<'_>, backend: Backend, size: u64, suffix: &str) -> Res<()> {
+/// and (if `snapshots`) from a snapshot at its last version.
+async fn w3<S: BenchStore>(
+    ctx: &Ctx<'_>,
+    backend: Backend,
+    size: u64,
+    suffix: &str,
+    snapshots: bool,
+) -> Res<()> {
     let label = format!("{}{suffix}", backend.label());
     let snapshot_label = format!("{}+snapshot{suffix}", backend.label());
     let name = format!("w3-{size}");
@@ -686,6 +712,11 @@ async fn w3<S: BenchStore>(ctx: &Ctx<'_>, backend: Backend, size: u64, suffix: &
         per_second(size, median_time),
         "events/s",
     );
+    if !snapshots {
+        drop(repository);
+        drop(store);
+        return remove_db(backend, ctx.dir, &name);
+    }
 
     let snapshot = Snapshot {
         stream_id: stream.clone(),
@@ -800,8 +831,8 @@ fn encode_with_new_correlation(event: &CartEvent) -> Res<NewEvent> {
 }
 
 /// W4 on the `--bulk-events` store: build it (untimed), read it all, report throughput and
-/// the peak RSS.
-async fn w4_bulk<S: BenchStore>(ctx: &Ctx<'_>, backend: Backend) -> Res<()> {
+/// the peak RSS; then, if W1 ran on the empty store (`w1_rate`), W1 again on this store.
+async fn w4_bulk<S: BenchStore>(ctx: &Ctx<'_>, backend: Backend, w1_rate: Option<u64>) -> Res<()> {
     let carts = u32::try_from(ctx.config.bulk_events / EVENTS_PER_CART)
         .map_err(|_| "--bulk-events is too large")?;
     let events = u64::from(carts) * EVENTS_PER_CART;
@@ -841,6 +872,15 @@ async fn w4_bulk<S: BenchStore>(ctx: &Ctx<'_>, backend: Backend) -> Res<()> {
             report("W4", &label, "peak_rss_mb", mb, "MB");
         }
         None => eprintln!("bench: W4 {label}: VmHWM not found in /proc/self/status"),
+    }
+    if let Some(empty_rate) = w1_rate {
+        let rate = w1(ctx, &store, &label, false).await?;
+        eprintln!(
+            "bench: W1 {label}: {rate} cmd/s on a store of {events} events = {:.0}% of the {} \
+             cmd/s on an empty store",
+            rate as f64 * 100.0 / empty_rate.max(1) as f64,
+            empty_rate
+        );
     }
     drop(store);
     remove_db(backend, ctx.dir, name)
