@@ -154,6 +154,17 @@ where
     }
 }
 
+/// The event types of committed events, formatted only when a trace is written.
+struct EventTypes<'a, E>(&'a [EventEnvelope<E>]);
+
+impl<E: DomainEvent> std::fmt::Debug for EventTypes<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|envelope| envelope.event.event_type()))
+            .finish()
+    }
+}
+
 /// How far a replay goes.
 #[derive(Clone, Copy)]
 enum Until {
@@ -304,14 +315,15 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             Until::Time(_) => 0,
         };
         let span = Self::load_span(stream_id);
-        async {
-            let mut loaded = self.restore(stream_id, at_most).await;
-            self.catch_up(stream_id, &mut loaded, until).await?;
-            Span::current().record("version", loaded.version);
-            Ok(loaded)
-        }
-        .instrument(span)
-        .await
+        let mut loaded = self
+            .restore(stream_id, at_most)
+            .instrument(span.clone())
+            .await;
+        self.catch_up(stream_id, &mut loaded, until)
+            .instrument(span.clone())
+            .await?;
+        span.record("version", loaded.version);
+        Ok(loaded)
     }
 
     /// The latest usable snapshot at or below `at_most`, or the initial state.
@@ -394,17 +406,18 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             causation_id = %display_id(metadata.causation_id),
             version = field::Empty,
         );
+        let recorder = span.clone();
         async {
             let committed = self
                 .decide_and_append(&stream_id, command, &metadata)
                 .await?;
-            Span::current().record("version", committed.version);
-            let types: Vec<&str> = committed
-                .events
-                .iter()
-                .map(|e| e.event.event_type())
-                .collect();
-            tracing::info!(version = committed.version, events = ?types, "committed");
+            recorder.record("version", committed.version);
+            // Field values are only evaluated when someone listens: no cost otherwise.
+            tracing::info!(
+                version = committed.version,
+                events = ?EventTypes(&committed.events),
+                "committed"
+            );
             self.run_after_commit(&stream_id, &committed).await?;
             Ok(committed)
         }
