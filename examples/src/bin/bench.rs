@@ -13,7 +13,8 @@
 //!                        `none` skips it): plain loads only, labels `<backend>@<size>`
 //!   --bulk-events N      events of the large W4 store, N/20 carts' scripts (1000000);
 //!                        W1 runs again on that store once W4 has read it
-//!   --loads N            timed loads per W3 figure (5); the median is reported
+//!   --loads N            timed loads per W3 figure and passes per W4 figure (5); the
+//!                        median is reported
 //!   --backends a,b       of sqlite-normal, sqlite-full, mem (all three)
 //!   --data-dir DIR       where the SQLite files go (a fresh dir under the system temp dir,
 //!                        removed at the end); databases are deleted once their workloads ran
@@ -42,7 +43,8 @@
 //!   the `--bulk-events` store after W4 read it, to show that an append does not cost more
 //!   in a large store; stderr gives its ratio to W1 on the empty store.
 //!
-//! W1 and W2 are single timed runs; W3 reports the median of `--loads` loads. W3 and W4 run
+//! W1 and W2 are single timed runs; W3 reports the median of `--loads` loads and W4 the
+//! median of `--loads` passes over the log. W3 and W4 run
 //! on `sqlite-normal` and `mem` only (BENCHMARKS: "W3, W4 under NORMAL"). Every workload
 //! checks its result: the W1/W2 carts are reloaded and their `total_price` summed, which
 //! must equal the sum of folding the scripts in memory (and 18,875,320 for 1,000 carts); W3
@@ -523,7 +525,7 @@ async fn run_backend<S: BenchStore>(ctx: &Ctx<'_>, backend: Backend) -> Res<()> 
             }
         };
         let events = u64::from(ctx.config.carts) * EVENTS_PER_CART;
-        w4_read(&store, label, events, ctx.expected.added_units).await?;
+        w4_read(&store, label, events, ctx.expected.added_units, ctx.config.loads).await?;
         drop(store);
         drop(w1_db.take());
         remove_db(backend, ctx.dir, "w4-w1")?;
@@ -859,7 +861,7 @@ async fn w4_bulk<S: BenchStore>(ctx: &Ctx<'_>, backend: Backend, w1_rate: Option
          flight (untimed), in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    w4_read(&store, &label, events, added_units).await?;
+    w4_read(&store, &label, events, added_units, ctx.config.loads).await?;
     match peak_rss_kb() {
         Some(kb) => {
             let mb = (kb as f64 / 1024.0).round() as u64;
@@ -886,14 +888,39 @@ async fn w4_bulk<S: BenchStore>(ctx: &Ctx<'_>, backend: Backend, w1_rate: Option
     remove_db(backend, ctx.dir, name)
 }
 
-/// W4: reads the first `events` events in global order, `read_all` page by page, decoding
-/// each into `CartEvent`. Checks the positions ascend, the count, and the decoded quantities.
+/// W4: `passes` times, reads the first `events` events in global order and decodes them
+/// (see [`w4_pass`]); reports the median pass.
 async fn w4_read<S: EventStore>(
     store: &S,
     label: &str,
     events: u64,
     expected_units: u64,
+    passes: usize,
 ) -> Res<()> {
+    let mut times = Vec::with_capacity(passes);
+    for _ in 0..passes {
+        times.push(w4_pass(store, label, events, expected_units).await?);
+    }
+    eprintln!("bench: W4 {label}: passes (ms) {}", format_ms(&times));
+    report(
+        "W4",
+        label,
+        "events_per_s",
+        per_second(events, median(&times)),
+        "events/s",
+    );
+    Ok(())
+}
+
+/// One W4 pass: reads the first `events` events in global order, `read_all` page by page,
+/// decoding each into `CartEvent`. Checks the positions ascend, the count, and the decoded
+/// quantities; returns the time taken.
+async fn w4_pass<S: EventStore>(
+    store: &S,
+    label: &str,
+    events: u64,
+    expected_units: u64,
+) -> Res<Duration> {
     let upcasters = Upcasters::new();
     let mut from = 1u64;
     let mut read = 0u64;
@@ -939,14 +966,7 @@ async fn w4_read<S: EventStore>(
          {units}: ok",
         elapsed.as_secs_f64()
     );
-    report(
-        "W4",
-        label,
-        "events_per_s",
-        per_second(read, elapsed),
-        "events/s",
-    );
-    Ok(())
+    Ok(elapsed)
 }
 
 /// Writes carts 0..carts of `prefix`, each as one append of its 20 script events (folded
