@@ -525,7 +525,14 @@ async fn run_backend<S: BenchStore>(ctx: &Ctx<'_>, backend: Backend) -> Res<()> 
             }
         };
         let events = u64::from(ctx.config.carts) * EVENTS_PER_CART;
-        w4_read(&store, label, events, ctx.expected.added_units, ctx.config.loads).await?;
+        w4_read(
+            &store,
+            label,
+            events,
+            ctx.expected.added_units,
+            ctx.config.loads,
+        )
+        .await?;
         drop(store);
         drop(w1_db.take());
         remove_db(backend, ctx.dir, "w4-w1")?;
