@@ -21,6 +21,11 @@
 //!   --workloads W1,W2    of W1, W2, W3, W4 (all)
 //! ```
 //!
+//! Besides W1-W4, `P1` (run with W4, on the W1 events): a new `Subscription` catching up
+//! over the log; on SQLite its consumer is a `Projection` counting each cart's events in a
+//! table, committed page by page with its checkpoint, in memory a `HandlerConsumer`
+//! counting them. Checked: every event counted once.
+//!
 //! Every figure is one line on stdout, `cqrs <workload> <backend> <metric>=<value> <unit>`;
 //! progress, checksums and timings of the untimed phases go to stderr. Backend labels:
 //! - `sqlite-normal`: `SqliteStore` with `SqliteOptions::default()` (WAL, synchronous=NORMAL);
@@ -56,18 +61,22 @@ use cqrs_core::codec::{self, decode};
 use cqrs_core::envelope::recorded_now;
 use cqrs_core::repository::stream_id;
 use cqrs_core::{
-    Aggregate, EventStore, ExpectedVersion, Metadata, NewEvent, Repository, Snapshot,
-    SnapshotPolicy, SnapshotStore, Upcasters,
+    Aggregate, EventHandler, EventOf, EventStore, ExpectedVersion, HandlerConsumer, HandlerError,
+    Metadata, NewEvent, Repository, Snapshot, SnapshotPolicy, SnapshotStore, Subscription,
+    Upcasters,
 };
 use cqrs_examples::cart::{script, script_cart_id, Cart, CartCommand, CartEvent};
 use cqrs_memory::MemoryStore;
-use cqrs_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+use cqrs_sqlite::rusqlite::Connection;
+use cqrs_sqlite::{ProjectedEvent, Projection, SqliteOptions, SqliteStore, Synchronous};
 use std::error::Error;
 use std::fmt::Display;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
@@ -425,6 +434,62 @@ async fn run(config: &Config, dir: &Path) -> Res<()> {
 trait BenchStore: EventStore + SnapshotStore + Clone {
     /// An empty store; for SQLite the file `<backend>-<name>.db` in the data dir.
     async fn fresh(backend: Backend, dir: &Path, name: &str) -> Res<Self>;
+
+    /// P1: a new subscription catches up over the store's log, timed; returns how many
+    /// cart events its consumer counted and how long the catch-up took. On SQLite the
+    /// consumer is a projection counting each cart's events in a table, committing every
+    /// page with its checkpoint; in memory, a handler counting them.
+    async fn p1_catch_up(&self) -> Res<(u64, Duration)>;
+}
+
+/// P1's SQLite read model: `p1_cart_events(stream_id, events)`.
+struct CartEventCounts;
+
+impl Projection for CartEventCounts {
+    type Aggregate = Cart;
+
+    fn name(&self) -> &str {
+        "p1_cart_events"
+    }
+
+    fn setup(&self, conn: &Connection) -> Result<(), HandlerError> {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS p1_cart_events (stream_id TEXT PRIMARY KEY, events INTEGER)",
+        )?;
+        Ok(())
+    }
+
+    fn apply(&self, conn: &Connection, event: &ProjectedEvent<Self>) -> Result<(), HandlerError> {
+        conn.prepare_cached(
+            "INSERT INTO p1_cart_events VALUES (?1, 1)
+             ON CONFLICT (stream_id) DO UPDATE SET events = events + 1",
+        )?
+        .execute([&event.stream_id])?;
+        Ok(())
+    }
+
+    fn reset(&self, conn: &Connection) -> Result<(), HandlerError> {
+        conn.execute("DELETE FROM p1_cart_events", [])?;
+        Ok(())
+    }
+}
+
+/// P1's in-memory handler: counts the cart events it is given.
+#[derive(Clone, Default)]
+struct CountCartEvents(Arc<AtomicU64>);
+
+#[async_trait::async_trait]
+impl EventHandler for CountCartEvents {
+    type Aggregate = Cart;
+
+    fn name(&self) -> &str {
+        "p1-count"
+    }
+
+    async fn handle(&self, _: &EventOf<Self>) -> Result<(), HandlerError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 impl BenchStore for SqliteStore {
@@ -435,12 +500,65 @@ impl BenchStore for SqliteStore {
             .await
             .map_err(|e| format!("cannot open {}: {e}", path.display()).into())
     }
+
+    async fn p1_catch_up(&self) -> Res<(u64, Duration)> {
+        let consumer = self.projection_consumer(CartEventCounts).await?;
+        let started = Instant::now();
+        Subscription::new("p1", self.clone(), consumer)
+            .catch_up()
+            .await?;
+        let elapsed = started.elapsed();
+        let counted: i64 = self
+            .query(|conn| {
+                conn.query_row(
+                    "SELECT coalesce(sum(events), 0) FROM p1_cart_events",
+                    [],
+                    |row| row.get(0),
+                )
+            })
+            .await?;
+        Ok((u64::try_from(counted)?, elapsed))
+    }
 }
 
 impl BenchStore for MemoryStore {
     async fn fresh(_: Backend, _: &Path, _: &str) -> Res<Self> {
         Ok(MemoryStore::new())
     }
+
+    async fn p1_catch_up(&self) -> Res<(u64, Duration)> {
+        let counter = CountCartEvents::default();
+        let consumer = HandlerConsumer::new(counter.clone(), self.clone());
+        let started = Instant::now();
+        Subscription::new("p1", self.clone(), consumer)
+            .catch_up()
+            .await?;
+        Ok((counter.0.load(Ordering::Relaxed), started.elapsed()))
+    }
+}
+
+/// P1: a subscription's catch-up over the W1 events (see [`BenchStore::p1_catch_up`]);
+/// checks that every event was counted once.
+async fn p1<S: BenchStore>(store: &S, label: &str, events: u64) -> Res<()> {
+    let (counted, elapsed) = store.p1_catch_up().await?;
+    if counted != events {
+        return Err(format!(
+            "P1 {label}: the consumer counted {counted} events, expected {events}"
+        )
+        .into());
+    }
+    eprintln!(
+        "bench: P1 {label}: a subscription caught up over {events} events in {:.3} s, each counted once: ok",
+        elapsed.as_secs_f64()
+    );
+    report(
+        "P1",
+        label,
+        "events_per_s",
+        per_second(events, elapsed),
+        "events/s",
+    );
+    Ok(())
 }
 
 fn db_path(backend: Backend, dir: &Path, name: &str) -> PathBuf {
@@ -533,6 +651,7 @@ async fn run_backend<S: BenchStore>(ctx: &Ctx<'_>, backend: Backend) -> Res<()> 
             ctx.config.loads,
         )
         .await?;
+        p1(&store, label, events).await?;
         drop(store);
         drop(w1_db.take());
         remove_db(backend, ctx.dir, "w4-w1")?;
