@@ -96,6 +96,9 @@ pub enum RepositoryError<E: std::error::Error + 'static> {
         stream_id: String,
         /// Its version after the command.
         version: u64,
+        /// The global position of the command's last event (what a subscription that
+        /// repairs the effects would be waited for up to).
+        position: u64,
         /// Every handler that failed, with the event it failed on.
         failures: Vec<HandlerFailure>,
     },
@@ -254,7 +257,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// Runs `handler` on every event a command of this repository commits, once the append
     /// is durable, in the caller's task, before `execute` returns. Handlers run in the order
     /// they were added. A failing handler does not undo the events: `execute` then returns
-    /// [`RepositoryError::AfterCommit`], which says the events are stored. Nothing re-runs
+    /// [`RepositoryError::AfterCommit`], which says the events are stored; that handler is
+    /// not given the command's later events, the other handlers still run. Nothing re-runs
     /// a failed handler; when a reaction must not be lost, use a
     /// [`Subscription`](crate::subscription::Subscription) instead.
     pub fn with_after_commit(mut self, handler: impl EventHandler<Aggregate = A>) -> Self {
@@ -545,6 +549,9 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                         version: event.version,
                         source,
                     });
+                    // A handler that missed an event is not given the ones after it: an
+                    // order-dependent one (a read model) would apply them out of context.
+                    break;
                 }
             }
         }
@@ -554,6 +561,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             Err(RepositoryError::AfterCommit {
                 stream_id: stream_id.to_owned(),
                 version: committed.version,
+                position: committed.events.last().map_or(0, |event| event.position),
                 failures,
             })
         }

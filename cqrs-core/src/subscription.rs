@@ -249,13 +249,18 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Runs `step` until it succeeds or the attempts are spent; returns the last error and
-    /// how many attempts were made.
-    async fn run<T, F, Fut>(&self, mut step: F) -> Result<T, (HandlerError, u32)>
+    /// Runs `step` until it succeeds, the attempts are spent, or (during a backoff) `stop`
+    /// is raised; returns the last error and how many attempts were made.
+    async fn run<T, F, Fut>(
+        &self,
+        stop: Option<&watch::Receiver<bool>>,
+        mut step: F,
+    ) -> Result<T, (HandlerError, u32)>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, HandlerError>>,
     {
+        let mut stop = stop.cloned();
         let mut backoff = self.first_backoff;
         let mut attempt = 1;
         loop {
@@ -264,8 +269,21 @@ impl RetryPolicy {
                 Err(error) if attempt >= self.attempts.max(1) => return Err((error, attempt)),
                 Err(error) => {
                     tracing::warn!(attempt, error = %error, "failed; retrying in {backoff:?}");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.max_backoff);
+                    let pause = tokio::time::sleep(backoff);
+                    match &mut stop {
+                        Some(stop) => {
+                            if *stop.borrow_and_update() {
+                                return Err((error, attempt));
+                            }
+                            tokio::select! {
+                                () = pause => {}
+                                // Asked to stop (or the handle is gone): give up with this error.
+                                _ = stop.changed() => return Err((error, attempt)),
+                            }
+                        }
+                        None => pause.await,
+                    }
+                    backoff = backoff.saturating_mul(2).min(self.max_backoff);
                     attempt += 1;
                 }
             }
@@ -283,6 +301,8 @@ pub struct Subscription<S> {
     consumer: Arc<dyn Consumer>,
     retry: RetryPolicy,
     poll_interval: Duration,
+    /// Raised to stop a running subscription; cuts retry backoffs short.
+    stopped: Option<watch::Receiver<bool>>,
 }
 
 impl<S: EventStore + Clone> Subscription<S> {
@@ -295,6 +315,7 @@ impl<S: EventStore + Clone> Subscription<S> {
             consumer: Arc::new(consumer),
             retry: RetryPolicy::default(),
             poll_interval: Duration::from_millis(500),
+            stopped: None,
         }
     }
 
@@ -327,7 +348,7 @@ impl<S: EventStore + Clone> Subscription<S> {
     /// the new checkpoint.
     pub async fn rebuild(&self) -> Result<u64, SubscriptionError> {
         self.retry
-            .run(|| self.consumer.reset(&self.name))
+            .run(self.stopped.as_ref(), || self.consumer.reset(&self.name))
             .await
             .map_err(|(source, attempts)| {
                 self.unavailable("reset its consumer", source, attempts)
@@ -353,10 +374,11 @@ impl<S: EventStore + Clone> Subscription<S> {
     }
 
     async fn follow(
-        self,
+        mut self,
         mut stopped: watch::Receiver<bool>,
         progress: watch::Sender<u64>,
     ) -> Result<(), SubscriptionError> {
+        self.stopped = Some(stopped.clone());
         let mut appends = self.store.appends();
         let mut checkpoint = self.checkpoint().await?;
         progress.send_replace(checkpoint);
@@ -390,7 +412,9 @@ impl<S: EventStore + Clone> Subscription<S> {
 
     async fn checkpoint(&self) -> Result<u64, SubscriptionError> {
         self.retry
-            .run(|| self.consumer.checkpoint(&self.name))
+            .run(self.stopped.as_ref(), || {
+                self.consumer.checkpoint(&self.name)
+            })
             .await
             .map_err(|(source, attempts)| self.unavailable("read its checkpoint", source, attempts))
     }
@@ -406,7 +430,7 @@ impl<S: EventStore + Clone> Subscription<S> {
             let from = checkpoint + 1;
             let page = self
                 .retry
-                .run(|| async {
+                .run(self.stopped.as_ref(), || async {
                     self.store
                         .read_all(from, PAGE)
                         .await
@@ -455,7 +479,7 @@ impl<S: EventStore + Clone> Subscription<S> {
             return Ok(last.position);
         }
         let reached = self.checkpoint().await?;
-        report(reached);
+        report(reached.max(checkpoint));
         let mut checkpoint = reached;
         for event in page.iter().filter(|event| event.position > reached) {
             if live.is_some_and(|(stopped, _)| *stopped.borrow()) {
@@ -471,7 +495,9 @@ impl<S: EventStore + Clone> Subscription<S> {
     async fn deliver(&self, event: &RecordedEvent) -> Result<(), SubscriptionError> {
         let span = tracing::debug_span!("deliver", position = event.position);
         self.retry
-            .run(|| self.consumer.consume(&self.name, event))
+            .run(self.stopped.as_ref(), || {
+                self.consumer.consume(&self.name, event)
+            })
             .instrument(span)
             .await
             .map_err(|(source, attempts)| {
@@ -551,7 +577,8 @@ impl RunningSubscription {
     }
 
     /// Stops after the event in hand and returns how the subscription ended: `Ok` if it was
-    /// healthy, or the error that had stopped it already.
+    /// healthy, or the error that had stopped it already. An event being retried is given
+    /// up at once: its last error is returned (the checkpoint stays before it).
     pub async fn stop(mut self) -> Result<(), SubscriptionError> {
         self.stop.send_replace(true);
         self.outcome().await

@@ -27,7 +27,7 @@ impl DomainEvent for NoteEvent {
 #[error("empty note")]
 struct EmptyNote;
 
-/// Records texts; the aggregate whose events the handlers react to.
+/// Records texts (`a|b` records two events); the aggregate whose events the handlers react to.
 #[derive(Debug, Default)]
 struct Note;
 impl Aggregate for Note {
@@ -39,7 +39,12 @@ impl Aggregate for Note {
         if text.is_empty() {
             return Err(EmptyNote);
         }
-        Ok(vec![NoteEvent::Written { text }])
+        Ok(text
+            .split('|')
+            .map(|text| NoteEvent::Written {
+                text: text.to_owned(),
+            })
+            .collect())
     }
     fn apply(&mut self, _: &NoteEvent) {}
 }
@@ -180,16 +185,17 @@ async fn a_failing_after_commit_handler_leaves_the_events_committed_and_says_so(
     let notes = Repository::<Note, _>::new(store.clone())
         .with_after_commit(Recorder::named("choking"))
         .with_after_commit(healthy.clone());
-    let outcome = notes.execute("a", "poison pill".into()).await;
+    let outcome = notes.execute("a", "poison pill|after it".into()).await;
     let Err(RepositoryError::AfterCommit {
         stream_id,
         version,
+        position,
         failures,
     }) = outcome
     else {
         panic!("expected AfterCommit, got {outcome:?}");
     };
-    assert_eq!((stream_id.as_str(), version), ("Note-a", 1));
+    assert_eq!((stream_id.as_str(), version, position), ("Note-a", 2, 2));
     assert_eq!(failures.len(), 2, "both handlers choke on the poison pill");
     assert_eq!(failures[0].handler, "choking");
     assert_eq!(
@@ -197,12 +203,14 @@ async fn a_failing_after_commit_handler_leaves_the_events_committed_and_says_so(
         ("Note-a", 1)
     );
     assert!(failures[0].source.to_string().contains("poison pill"));
-    // The event is stored all the same, and the next command builds on it.
-    assert_eq!(store.stream_version("Note-a").await.unwrap(), Some(1));
+    // A handler that failed is not given the command's later events.
+    assert_eq!(healthy.seen(), vec![]);
+    // The events are stored all the same, and the next command builds on them.
+    assert_eq!(store.stream_version("Note-a").await.unwrap(), Some(2));
     notes.execute("a", "fine".into()).await.unwrap();
     assert_eq!(
         healthy.seen(),
-        vec![("Note-a".to_owned(), 2, "fine".to_owned())]
+        vec![("Note-a".to_owned(), 3, "fine".to_owned())]
     );
 }
 
@@ -433,4 +441,42 @@ async fn rebuild_replays_the_whole_log_from_position_zero() {
     subscription.catch_up().await.unwrap();
     assert_eq!(subscription.rebuild().await.unwrap(), 2);
     assert_eq!(recorder.texts(), ["one", "two", "one", "two"]);
+}
+
+#[tokio::test]
+async fn stop_cuts_a_long_retry_short_and_reports_the_failing_event() {
+    let store = MemoryStore::new();
+    write(&store, "a", &["one", "poison"]).await;
+    let mut running = Subscription::new(
+        "notes",
+        store.clone(),
+        HandlerConsumer::new(Recorder::named("r"), store.clone()),
+    )
+    .with_retry(RetryPolicy {
+        attempts: 1000,
+        first_backoff: Duration::from_secs(60),
+        max_backoff: Duration::from_secs(3600),
+    })
+    .start();
+    tokio::time::timeout(Duration::from_secs(5), running.wait_for(1))
+        .await
+        .unwrap()
+        .unwrap();
+    // The poison event is now waiting out a one-minute backoff.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(5), running.stop())
+        .await
+        .expect("stop returns at once, not after the backoff");
+    assert!(
+        matches!(
+            &stopped,
+            Err(SubscriptionError::EventFailed {
+                version: 2,
+                attempts: 1,
+                ..
+            })
+        ),
+        "{stopped:?}"
+    );
+    assert_eq!(store.load_checkpoint("notes").await.unwrap(), 1);
 }

@@ -23,7 +23,9 @@ pub type ProjectedEvent<P> = EventEnvelope<<<P as Projection>::Aggregate as Aggr
 /// its events, and a failing projection fails the append), or feed it from a
 /// [`Subscription`](cqrs_core::Subscription) through [`SqliteStore::projection_consumer`]
 /// (eventually consistent, the checkpoint committed with the read model). Every method gets
-/// the connection inside the running transaction: write with it, and do not commit.
+/// the connection inside the running transaction: write with it, and do not commit. Use
+/// only that connection: the store's own methods called from a projection would wait for
+/// the transaction the projection is running in.
 pub trait Projection: Send + Sync + 'static {
     /// The aggregate whose events this projection reads; other streams are skipped.
     type Aggregate: Aggregate;
@@ -126,7 +128,9 @@ impl SqliteStore {
     /// [`StoreError::Projection`]. Creates its tables first.
     ///
     /// Only appends through this process's store are projected: another process writing
-    /// the same file must register the same projection.
+    /// the same file must register the same projection. Events stored before the
+    /// projection was added are not projected: fill the read model from them first with
+    /// [`SqliteStore::projection_consumer`] and a subscription's `rebuild`.
     pub async fn add_projection(&self, projection: impl Projection) -> Result<(), StoreError> {
         let erased = prepare(self, projection).await?;
         self.register_inline(erased);

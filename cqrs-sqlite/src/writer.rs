@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use cqrs_core::envelope::recorded_now;
 use cqrs_core::{Appended, ExpectedVersion, Metadata, NewEvent, StoreError};
 use rusqlite::{params, Connection};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use tokio::sync::oneshot;
 
@@ -49,7 +50,13 @@ where
 {
     fn run(&mut self, conn: &Connection) -> bool {
         let outcome = match self.work.take() {
-            Some(work) => work(conn),
+            // A panicking job fails alone, like any failing job: unwinding out of the
+            // committing caller would strand the jobs queued behind it.
+            Some(work) => catch_unwind(AssertUnwindSafe(|| work(conn))).unwrap_or_else(|_| {
+                Err(StoreError::Backend(
+                    "a write job panicked; it was rolled back".into(),
+                ))
+            }),
             None => Err(SqliteError::WriterStopped.into()),
         };
         let ok = outcome.is_ok();
@@ -125,7 +132,19 @@ impl Writer {
     pub fn read_if_idle<T, F: FnOnce(&Connection) -> T>(&self, read: F) -> Result<T, F> {
         let conn = match self.shared.conn.try_lock() {
             Ok(conn) if conn.is_autocommit() => conn,
-            _ => return Err(read),
+            Err(TryLockError::WouldBlock) => return Err(read),
+            // The lock was ours for a moment (a transaction left open by a panic, or a
+            // poisoned lock): a job queued meanwhile is ours to commit.
+            Ok(conn) => {
+                drop(conn);
+                self.shared.serve();
+                return Err(read);
+            }
+            Err(TryLockError::Poisoned(poisoned)) => {
+                drop(poisoned);
+                self.shared.serve();
+                return Err(read);
+            }
         };
         let result = read(&conn);
         drop(conn);
