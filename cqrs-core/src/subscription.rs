@@ -386,9 +386,7 @@ impl<S: EventStore + Clone> Subscription<S> {
             if let Some(appends) = &mut appends {
                 appends.borrow_and_update();
             }
-            checkpoint = self
-                .catch_up_from(checkpoint, Some((&stopped, &progress)))
-                .await?;
+            checkpoint = self.catch_up_from(checkpoint, Some(&progress)).await?;
             if *stopped.borrow() {
                 return Ok(());
             }
@@ -424,7 +422,7 @@ impl<S: EventStore + Clone> Subscription<S> {
     async fn catch_up_from(
         &self,
         mut checkpoint: u64,
-        live: Option<(&watch::Receiver<bool>, &watch::Sender<u64>)>,
+        progress: Option<&watch::Sender<u64>>,
     ) -> Result<u64, SubscriptionError> {
         loop {
             let from = checkpoint + 1;
@@ -438,10 +436,10 @@ impl<S: EventStore + Clone> Subscription<S> {
                 })
                 .await
                 .map_err(|(source, attempts)| self.unavailable("read the log", source, attempts))?;
-            if live.is_some_and(|(stopped, _)| *stopped.borrow()) {
+            if self.stop_requested() {
                 return Ok(checkpoint);
             }
-            checkpoint = self.consume_page(&page, checkpoint, live).await?;
+            checkpoint = self.consume_page(&page, checkpoint, progress).await?;
             if page.len() < PAGE {
                 return Ok(checkpoint);
             }
@@ -455,13 +453,13 @@ impl<S: EventStore + Clone> Subscription<S> {
         &self,
         page: &[RecordedEvent],
         checkpoint: u64,
-        live: Option<(&watch::Receiver<bool>, &watch::Sender<u64>)>,
+        progress: Option<&watch::Sender<u64>>,
     ) -> Result<u64, SubscriptionError> {
         let Some(last) = page.last() else {
             return Ok(checkpoint);
         };
         let report = |position: u64| {
-            if let Some((_, progress)) = live {
+            if let Some(progress) = progress {
                 progress.send_replace(position);
             }
         };
@@ -482,7 +480,7 @@ impl<S: EventStore + Clone> Subscription<S> {
         report(reached.max(checkpoint));
         let mut checkpoint = reached;
         for event in page.iter().filter(|event| event.position > reached) {
-            if live.is_some_and(|(stopped, _)| *stopped.borrow()) {
+            if self.stop_requested() {
                 break;
             }
             self.deliver(event).await?;
@@ -490,6 +488,13 @@ impl<S: EventStore + Clone> Subscription<S> {
             report(checkpoint);
         }
         Ok(checkpoint)
+    }
+
+    /// Whether a running subscription was asked to stop.
+    fn stop_requested(&self) -> bool {
+        self.stopped
+            .as_ref()
+            .is_some_and(|stopped| *stopped.borrow())
     }
 
     async fn deliver(&self, event: &RecordedEvent) -> Result<(), SubscriptionError> {

@@ -178,17 +178,8 @@ impl Consumer for ProjectionConsumer {
     }
 
     async fn consume(&self, subscription: &str, event: &RecordedEvent) -> Result<(), HandlerError> {
-        let projection = Arc::clone(&self.projection);
-        let subscription = subscription.to_owned();
-        let event = event.clone();
-        self.store
-            .writer()
-            .run(move |conn| {
-                projection.project(conn, &event)?;
-                write_checkpoint(conn, &subscription, event.position)
-            })
-            .await?;
-        Ok(())
+        self.consume_page(subscription, std::slice::from_ref(event))
+            .await
     }
 
     /// The whole page and its checkpoint in one transaction: all of it or none of it.

@@ -91,22 +91,19 @@ impl EventStore for SqliteStore {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let appended = if projections.is_empty() {
-            self.writer.append(stream_id, expected, events).await?
-        } else {
-            let stream_id = stream_id.to_owned();
-            self.writer
-                .run(move |conn| {
-                    let appended = insert(conn, &stream_id, expected, events, recorded_now())?;
-                    for event in &appended.events {
-                        for projection in &projections {
-                            projection.project(conn, event)?;
-                        }
+        let stream_id = stream_id.to_owned();
+        let appended = self
+            .writer
+            .run(move |conn| {
+                let appended = insert(conn, &stream_id, expected, events, recorded_now())?;
+                for event in &appended.events {
+                    for projection in &projections {
+                        projection.project(conn, event)?;
                     }
-                    Ok(appended)
-                })
-                .await?
-        };
+                }
+                Ok(appended)
+            })
+            .await?;
         if let Some(last) = appended.events.last() {
             self.appended.send_if_modified(|latest| {
                 let newer = last.position > *latest;

@@ -18,7 +18,6 @@
 use crate::error::{is_busy, is_duplicate_event_id, store_error, SqliteError};
 use crate::reader::stream_version;
 use chrono::{DateTime, Utc};
-use cqrs_core::envelope::recorded_now;
 use cqrs_core::{Appended, ExpectedVersion, Metadata, NewEvent, StoreError};
 use rusqlite::{params, Connection};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -151,18 +150,6 @@ impl Writer {
         // A job queued meanwhile found the connection taken and left its commit to us.
         self.shared.serve();
         Ok(result)
-    }
-
-    /// Appends events to a stream (see [`insert`]).
-    pub async fn append(
-        &self,
-        stream_id: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<Appended, StoreError> {
-        let stream_id = stream_id.to_owned();
-        self.run(move |conn| insert(conn, &stream_id, expected, events, recorded_now()))
-            .await
     }
 }
 
