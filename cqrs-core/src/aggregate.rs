@@ -44,3 +44,22 @@ pub trait Aggregate: Default + Send + Sync + 'static {
     /// Folds one event into the state; never fails.
     fn apply(&mut self, event: &Self::Event);
 }
+
+/// The stream that holds the events of aggregate `A` with this id: `<A::TYPE>-<id>`.
+pub fn stream_id<A: Aggregate>(id: &str) -> String {
+    format!("{}-{id}", A::TYPE)
+}
+
+/// Whether `stream_id` is a stream of aggregate `A` (`<A::TYPE>-<id>`), the test handlers and
+/// projections use to pick their aggregate's events out of the global log.
+pub fn is_stream_of<A: Aggregate>(stream_id: &str) -> bool {
+    stream_id
+        .strip_prefix(A::TYPE)
+        .is_some_and(|rest| rest.starts_with('-'))
+}
+
+/// The aggregate id of a stream of aggregate `A` (`Cart-42` -> `42`), or `None` when the
+/// stream belongs to another aggregate type: the inverse of [`stream_id`].
+pub fn aggregate_id<A: Aggregate>(stream_id: &str) -> Option<&str> {
+    stream_id.strip_prefix(A::TYPE)?.strip_prefix('-')
+}

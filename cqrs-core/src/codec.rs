@@ -292,7 +292,7 @@ mod tagged {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::recorded_now;
+    use crate::backend::recorded_now;
     use serde::{Deserialize, Serialize};
     use serde_json::json;
 

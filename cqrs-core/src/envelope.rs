@@ -1,7 +1,7 @@
 //! Envelopes: an event on its way into the store, as stored, and decoded for the application.
 
 use crate::metadata::Metadata;
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// An event ready to append, already serialized: stores never look inside the payload.
@@ -99,10 +99,18 @@ impl RecordedEvent {
     }
 }
 
-/// The current time cut to whole microseconds, the precision every backend keeps, so an
-/// event reads back with exactly the timestamp its append returned.
-pub fn recorded_now() -> DateTime<Utc> {
-    let now = Utc::now();
-    let micros = now.nanosecond() / 1_000 * 1_000;
-    now.with_nanosecond(micros).unwrap_or(now)
+impl Metadata {
+    /// Metadata for a command issued in reaction to `event`: the same correlation id and
+    /// application keys, and `event`'s id as the causation id, so the chain from the first
+    /// request to every consequence can be followed.
+    ///
+    /// Defined here rather than in `metadata.rs` because it reads an envelope, and the
+    /// metadata module sits below the envelope module.
+    pub fn caused_by<E>(event: &EventEnvelope<E>) -> Self {
+        Self {
+            correlation_id: event.metadata.correlation_id,
+            causation_id: Some(event.event_id),
+            custom: event.metadata.custom.clone(),
+        }
+    }
 }

@@ -3,7 +3,6 @@
 
 use crate::aggregate::Aggregate;
 use crate::envelope::EventEnvelope;
-use crate::metadata::Metadata;
 use async_trait::async_trait;
 
 /// Whatever a handler or projection failed with; kept whole so the caller sees the cause.
@@ -45,17 +44,4 @@ pub struct HandlerFailure {
     /// What it failed with.
     #[source]
     pub source: HandlerError,
-}
-
-impl Metadata {
-    /// Metadata for a command issued in reaction to `event`: the same correlation id and
-    /// application keys, and `event`'s id as the causation id, so the chain from the first
-    /// request to every consequence can be followed.
-    pub fn caused_by<E>(event: &EventEnvelope<E>) -> Self {
-        Self {
-            correlation_id: event.metadata.correlation_id,
-            causation_id: Some(event.event_id),
-            custom: event.metadata.custom.clone(),
-        }
-    }
 }

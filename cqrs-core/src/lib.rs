@@ -35,6 +35,7 @@
 //! ```
 
 pub mod aggregate;
+pub mod backend;
 mod cache;
 pub mod codec;
 pub mod envelope;
@@ -46,14 +47,15 @@ pub mod store;
 pub mod subscription;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod trace;
 pub mod upcast;
 
-pub use aggregate::{Aggregate, DomainEvent};
+pub use aggregate::{aggregate_id, is_stream_of, stream_id, Aggregate, DomainEvent};
 pub use codec::{DecodeCause, DecodeError, EncodeError};
 pub use envelope::{EventEnvelope, NewEvent, RecordedEvent};
 pub use handler::{EventHandler, EventOf, HandlerError, HandlerFailure};
 pub use metadata::Metadata;
-pub use repository::{is_stream_of, stream_id, Committed, Loaded, Repository, RepositoryError};
+pub use repository::{Committed, Loaded, Repository, RepositoryError};
 pub use snapshot::{Snapshot, SnapshotPolicy, SnapshotStore};
 pub use store::{Appended, EventStore, ExpectedVersion, StoreError};
 pub use subscription::{

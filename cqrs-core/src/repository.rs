@@ -1,15 +1,16 @@
 //! The repository: rebuilds an aggregate (from a snapshot, a cache entry, or its whole stream),
 //! runs commands against it, and loads it as it was at a past version or instant.
 
-use crate::aggregate::{Aggregate, DomainEvent};
+use crate::aggregate::{stream_id, Aggregate, DomainEvent};
+use crate::backend::recorded_now;
 use crate::cache::{AggregateCache, Cached};
 use crate::codec::{self, DecodeError, EncodeError};
-use crate::envelope::{recorded_now, EventEnvelope};
+use crate::envelope::EventEnvelope;
 use crate::handler::{EventHandler, HandlerFailure};
 use crate::metadata::Metadata;
 use crate::snapshot::{Snapshot, SnapshotPolicy, SnapshotStore};
 use crate::store::{EventStore, ExpectedVersion, StoreError};
-use crate::subscription::display_id;
+use crate::trace::display_id;
 use crate::upcast::Upcasters;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -24,19 +25,6 @@ pub const DEFAULT_CONFLICT_RETRIES: u32 = 3;
 
 /// Events read per page while replaying a stream.
 const REPLAY_PAGE: usize = 4096;
-
-/// The stream that holds the events of aggregate `A` with this id: `<A::TYPE>-<id>`.
-pub fn stream_id<A: Aggregate>(id: &str) -> String {
-    format!("{}-{id}", A::TYPE)
-}
-
-/// Whether `stream_id` is a stream of aggregate `A` (`<A::TYPE>-<id>`), the test handlers and
-/// projections use to pick their aggregate's events out of the global log.
-pub fn is_stream_of<A: Aggregate>(stream_id: &str) -> bool {
-    stream_id
-        .strip_prefix(A::TYPE)
-        .is_some_and(|rest| rest.starts_with('-'))
-}
 
 /// An aggregate rebuilt from its stream, with the version it was rebuilt at.
 #[derive(Debug, Clone, PartialEq)]

@@ -135,21 +135,6 @@ fn describe_version(version: &Option<u64>) -> String {
     }
 }
 
-/// Refuses stream ids no backend can store faithfully; backends call it, so all agree.
-pub fn validate_stream_id(stream_id: &str) -> Result<(), StoreError> {
-    let reason = if stream_id.is_empty() {
-        "it is empty"
-    } else if stream_id.contains('\0') {
-        "it contains a NUL character"
-    } else {
-        return Ok(());
-    };
-    Err(StoreError::InvalidStreamId {
-        stream_id: stream_id.to_owned(),
-        reason,
-    })
-}
-
 /// An append-only log of events, grouped in streams and ordered globally.
 ///
 /// Every backend passes the conformance suite in `cqrs_core::testing::conformance`.
@@ -298,18 +283,5 @@ mod tests {
         assert!(err
             .to_string()
             .ends_with("expected an existing stream, actual no stream"));
-    }
-
-    #[test]
-    fn stream_ids_are_validated() {
-        assert!(validate_stream_id("Cart-1").is_ok());
-        assert!(matches!(
-            validate_stream_id(""),
-            Err(StoreError::InvalidStreamId { .. })
-        ));
-        assert!(matches!(
-            validate_stream_id("a\0b"),
-            Err(StoreError::InvalidStreamId { .. })
-        ));
     }
 }

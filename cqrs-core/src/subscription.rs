@@ -8,11 +8,12 @@
 //! event is retried with backoff; if it keeps failing the subscription stops and reports
 //! it — an event is never skipped.
 
+use crate::aggregate::is_stream_of;
 use crate::codec;
 use crate::envelope::RecordedEvent;
 use crate::handler::{EventHandler, HandlerError};
-use crate::repository::is_stream_of;
 use crate::store::{EventStore, StoreError};
+use crate::trace::display_id;
 use crate::upcast::Upcasters;
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -537,11 +538,6 @@ impl<S: EventStore + Clone> Subscription<S> {
             source,
         }
     }
-}
-
-/// An optional id as a trace field (`-` when absent).
-pub(crate) fn display_id(id: Option<uuid::Uuid>) -> String {
-    id.map_or_else(|| "-".to_owned(), |id| id.to_string())
 }
 
 /// A subscription running as a task; dropping it asks the task to stop after the event in

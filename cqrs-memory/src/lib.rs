@@ -4,8 +4,8 @@
 //! so an application can start here and move to `cqrs-sqlite` without changing code.
 
 use async_trait::async_trait;
-use cqrs_core::envelope::recorded_now;
-use cqrs_core::store::validate_stream_id;
+use cqrs_core::backend::recorded_now;
+use cqrs_core::backend::validate_stream_id;
 use cqrs_core::{
     Appended, CheckpointStore, EventStore, ExpectedVersion, NewEvent, RecordedEvent, Snapshot,
     SnapshotStore, StoreError,

@@ -1,7 +1,7 @@
 //! The repository on MemoryStore: commands, metadata, retries, snapshots, cache, temporal loads.
 
 use async_trait::async_trait;
-use cqrs_core::envelope::recorded_now;
+use cqrs_core::backend::recorded_now;
 use cqrs_core::{
     Aggregate, Appended, DomainEvent, EventStore, ExpectedVersion, Metadata, NewEvent,
     RecordedEvent, Repository, RepositoryError, Snapshot, SnapshotPolicy, SnapshotStore,

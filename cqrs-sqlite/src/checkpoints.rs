@@ -4,7 +4,7 @@ use crate::error::store_error;
 use crate::reader::sql_int;
 use crate::store::SqliteStore;
 use async_trait::async_trait;
-use cqrs_core::envelope::recorded_now;
+use cqrs_core::backend::recorded_now;
 use cqrs_core::{CheckpointStore, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
 

@@ -15,7 +15,7 @@ use crate::options::SqliteOptions;
 use crate::schema::connect;
 use crate::writer::Writer;
 use chrono::DateTime;
-use cqrs_core::{Metadata, RecordedEvent, StoreError};
+use cqrs_core::{RecordedEvent, StoreError};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, Row};
 use std::path::PathBuf;
@@ -438,7 +438,7 @@ fn recorded_event(row: &Row<'_>, known_stream: Option<&str>) -> Result<RecordedE
         .get(5)
         .map_err(|e| corrupt(format!("schema_version: {e}")))?;
     let payload = text(6, "payload")?;
-    let metadata = Metadata::from_json(bytes(7, "metadata")?)
+    let metadata = cqrs_core::backend::decode_metadata(bytes(7, "metadata")?)
         .map_err(|e| corrupt(format!("metadata is not valid: {e}")))?;
     let micros: i64 = row
         .get(8)

@@ -408,7 +408,7 @@ async fn a_file_of_an_older_schema_is_migrated_on_open_keeping_its_events() {
         version: 1,
         state_version: 1,
         state: "{}".into(),
-        taken_at: cqrs_core::envelope::recorded_now(),
+        taken_at: cqrs_core::backend::recorded_now(),
     };
     use cqrs_core::SnapshotStore;
     store.save_snapshot(snapshot.clone()).await.unwrap();

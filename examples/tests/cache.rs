@@ -4,7 +4,7 @@
 
 mod strategies;
 
-use cqrs_core::repository::stream_id;
+use cqrs_core::stream_id;
 use cqrs_core::testing::properties::block_on;
 use cqrs_core::{Aggregate, EventStore, Repository, RepositoryError};
 use cqrs_examples::cart::{Cart, CartCommand, Line};

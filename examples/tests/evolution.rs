@@ -4,7 +4,7 @@
 //! chain or when a row is damaged, and appends after them.
 
 use cqrs_core::codec::{self, decode};
-use cqrs_core::repository::stream_id;
+use cqrs_core::stream_id;
 use cqrs_core::{DecodeCause, EventStore, Metadata, Repository, RepositoryError};
 use cqrs_examples::cart::{self, Cart, CartCommand, CartEvent, Line};
 use cqrs_sqlite::SqliteStore;

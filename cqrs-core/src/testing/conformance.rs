@@ -10,7 +10,8 @@
 //! cqrs_core::store_conformance_tests!(async { std::sync::Arc::new(MemoryStore::new()) });
 //! ```
 
-use crate::envelope::{recorded_now, NewEvent, RecordedEvent};
+use crate::backend::recorded_now;
+use crate::envelope::{NewEvent, RecordedEvent};
 use crate::metadata::Metadata;
 use crate::snapshot::{Snapshot, SnapshotStore};
 use crate::store::{EventStore, ExpectedVersion, StoreError};

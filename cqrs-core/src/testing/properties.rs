@@ -94,7 +94,7 @@ where
     prop_assert_eq!(&first, &second, "two replays differ");
     prop_assert_eq!(first.version, decided.len() as u64);
 
-    let stream_id = crate::repository::stream_id::<A>(id);
+    let stream_id = crate::aggregate::stream_id::<A>(id);
     let stored = repository
         .store()
         .read_stream(&stream_id, 1, usize::MAX)
@@ -128,7 +128,7 @@ pub fn check_event_round_trip<E: DomainEvent + PartialEq>(event: &E) -> Result<(
         schema_version: encoded.schema_version,
         payload: encoded.payload.clone(),
         metadata: Metadata::new(),
-        recorded_at: crate::envelope::recorded_now(),
+        recorded_at: crate::backend::recorded_now(),
     };
     let decoded: E = codec::decode(&recorded, &Upcasters::new()).map_err(|e| fail("decode", e))?;
     prop_assert_eq!(&decoded, event);
@@ -166,7 +166,7 @@ where
         "snapshot + tail differs from full replay"
     );
     let snapshot = store
-        .load_snapshot(&crate::repository::stream_id::<A>(id))
+        .load_snapshot(&crate::aggregate::stream_id::<A>(id))
         .await
         .map_err(|e| fail("load_snapshot", e))?;
     if loaded.version >= every {

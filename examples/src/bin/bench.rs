@@ -57,9 +57,9 @@
 //! in ascending position and decode the added quantities the writer wrote. A failed check
 //! prints the cause to stderr and exits with status 1; bad flags exit with status 2.
 
+use cqrs_core::backend::recorded_now;
 use cqrs_core::codec::{self, decode};
-use cqrs_core::envelope::recorded_now;
-use cqrs_core::repository::stream_id;
+use cqrs_core::stream_id;
 use cqrs_core::{
     Aggregate, EventHandler, EventOf, EventStore, ExpectedVersion, HandlerConsumer, HandlerError,
     Metadata, NewEvent, Repository, Snapshot, SnapshotPolicy, SnapshotStore, Subscription,

@@ -4,7 +4,7 @@
 use super::{print_stored, run_command, session_tag, DemoError, Output, USER_KEY};
 use crate::cart::{self, Cart, CartCommand, CartError, CartEvent};
 use cqrs_core::codec::decode;
-use cqrs_core::repository::stream_id;
+use cqrs_core::stream_id;
 use cqrs_core::{
     Aggregate, EventEnvelope, EventStore, ExpectedVersion, Loaded, Metadata, NewEvent,
     RecordedEvent, Repository, RepositoryError,
