@@ -34,6 +34,10 @@
 //! }
 //! ```
 
+/// The attribute every [`EventHandler`], [`Consumer`] and store implementation needs,
+/// re-exported so that applications do not add `async-trait` themselves.
+pub use async_trait::async_trait;
+
 pub mod aggregate;
 pub mod backend;
 mod cache;
@@ -57,7 +61,7 @@ pub use handler::{EventHandler, EventOf, HandlerError, HandlerFailure};
 pub use metadata::Metadata;
 pub use repository::{Committed, Loaded, Repository, RepositoryError};
 pub use snapshot::{Snapshot, SnapshotPolicy, SnapshotStore};
-pub use store::{Appended, EventStore, ExpectedVersion, StoreError};
+pub use store::{Appended, EventStore, ExpectedVersion, PositionWatch, StoreError};
 pub use subscription::{
     CheckpointStore, Consumer, HandlerConsumer, RetryPolicy, RunningSubscription, Subscription,
     SubscriptionError,

@@ -135,6 +135,10 @@ fn describe_version(version: &Option<u64>) -> String {
     }
 }
 
+/// What [`EventStore::appends`] returns: a `tokio::sync::watch` receiver of the latest
+/// committed global position, named here so that callers need no `tokio` import for it.
+pub type PositionWatch = watch::Receiver<u64>;
+
 /// An append-only log of events, grouped in streams and ordered globally.
 ///
 /// Every backend passes the conformance suite in `cqrs_core::testing::conformance`.
@@ -186,7 +190,7 @@ pub trait EventStore: Send + Sync + 'static {
     /// store in this process, so subscriptions wake on new events instead of polling.
     /// `None` (the default) means the store cannot tell, and readers fall back to polling;
     /// writes by other processes are only ever seen by polling.
-    fn appends(&self) -> Option<watch::Receiver<u64>> {
+    fn appends(&self) -> Option<PositionWatch> {
         None
     }
 }
@@ -234,7 +238,7 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
         (**self).stream_version(stream_id).await
     }
 
-    fn appends(&self) -> Option<watch::Receiver<u64>> {
+    fn appends(&self) -> Option<PositionWatch> {
         (**self).appends()
     }
 }

@@ -173,7 +173,7 @@ impl EventStore for MemoryStore {
         Ok(self.read().streams.get(stream_id).map(|s| s.len() as u64))
     }
 
-    fn appends(&self) -> Option<watch::Receiver<u64>> {
+    fn appends(&self) -> Option<cqrs_core::PositionWatch> {
         Some(self.appended.subscribe())
     }
 }

@@ -157,7 +157,7 @@ impl EventStore for SqliteStore {
         self.readers.inline(|conn| stream_version(conn, stream_id))
     }
 
-    fn appends(&self) -> Option<watch::Receiver<u64>> {
+    fn appends(&self) -> Option<cqrs_core::PositionWatch> {
         Some(self.appended.subscribe())
     }
 }
