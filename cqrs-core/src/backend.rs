@@ -32,8 +32,8 @@ pub fn recorded_now() -> DateTime<Utc> {
 /// Parses metadata as stored (serde's JSON form), for backends reading it back.
 ///
 /// The two shapes nearly every event carries, `{}` and a lone correlation id (what
-/// `Repository::execute` writes), are read without serde: parsing them was about a
-/// tenth of the instructions of replaying a stream. Anything else goes through serde.
+/// `Repository::execute` writes), are read without serde, because parsing metadata is a
+/// large share of the cost of replaying a stream. Anything else goes through serde.
 pub fn decode_metadata(json: &[u8]) -> serde_json::Result<Metadata> {
     if json == b"{}" {
         return Ok(Metadata::default());

@@ -345,7 +345,7 @@ mod tests {
         }
     }
 
-    /// The cart of seed 5, plus a tuple variant, as the benchmark stores them.
+    /// A cart-like event enum with struct, tuple and unit-like shapes.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     enum Cart {
         ItemAdded {

@@ -2,68 +2,15 @@
 
 use async_trait::async_trait;
 use cqrs_core::backend::recorded_now;
+use cqrs_core::testing::toy::{AddZero, Tally, TallyCommand};
 use cqrs_core::{
-    Aggregate, Appended, DomainEvent, EventStore, ExpectedVersion, Metadata, NewEvent,
-    RecordedEvent, Repository, RepositoryError, Snapshot, SnapshotPolicy, SnapshotStore,
-    StoreError,
+    Appended, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, Repository,
+    RepositoryError, Snapshot, SnapshotPolicy, SnapshotStore, StoreError,
 };
 use cqrs_memory::MemoryStore;
-use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use uuid::Uuid;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum TallyEvent {
-    Added { n: i64 },
-}
-impl DomainEvent for TallyEvent {
-    fn event_type(&self) -> &'static str {
-        "Added"
-    }
-}
-
-#[derive(Debug, Clone)]
-enum TallyCommand {
-    Add(i64),
-    AddMany(Vec<i64>),
-    Nothing,
-}
-
-#[derive(Debug, PartialEq, thiserror::Error)]
-#[error("cannot add zero")]
-struct AddZero;
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Tally {
-    total: i64,
-    count: u64,
-}
-impl Aggregate for Tally {
-    const TYPE: &'static str = "Tally";
-    type Command = TallyCommand;
-    type Event = TallyEvent;
-    type Error = AddZero;
-    fn handle(&self, command: TallyCommand) -> Result<Vec<TallyEvent>, AddZero> {
-        let amounts = match command {
-            TallyCommand::Add(n) => vec![n],
-            TallyCommand::AddMany(ns) => ns,
-            TallyCommand::Nothing => vec![],
-        };
-        if amounts.contains(&0) {
-            return Err(AddZero);
-        }
-        Ok(amounts
-            .into_iter()
-            .map(|n| TallyEvent::Added { n })
-            .collect())
-    }
-    fn apply(&mut self, event: &TallyEvent) {
-        let TallyEvent::Added { n } = event;
-        self.total += n;
-        self.count += 1;
-    }
-}
 
 /// MemoryStore with counters and injectable failures, to observe what the repository does.
 #[derive(Clone, Default)]
