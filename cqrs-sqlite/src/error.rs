@@ -21,6 +21,16 @@ pub enum SqliteError {
     /// A blocking read task could not be run.
     #[error("a read task failed: {0}")]
     ReadTask(String),
+    /// An integer that does not fit the type it must become: read from the file, a sign of
+    /// damage or of another writer than this crate; on its way in, a value SQLite's signed
+    /// 64-bit integers cannot hold.
+    #[error("{what} {value} is out of range for its type")]
+    OutOfRange {
+        /// What the integer is (a version, a position, ...).
+        what: &'static str,
+        /// The integer as it was found.
+        value: String,
+    },
 }
 
 impl From<SqliteError> for StoreError {

@@ -14,6 +14,11 @@
 //!   another thread); short reads on the caller's thread too, long pages on tokio's blocking
 //!   pool, two connections at once, the next page read ahead.
 //!
+//! Inside, what is stored is kept apart from how it runs: `sql` holds the schema and every
+//! statement as plain functions on a connection; `run` holds the writer, the read pool and
+//! the paging, which run work they are given without knowing the schema; `store` is the one
+//! module that joins the two.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), cqrs_core::StoreError> {
 //! use cqrs_sqlite::{SqliteOptions, SqliteStore, Synchronous};
@@ -26,22 +31,24 @@
 //! # Ok(()) }
 //! ```
 
-mod checkpoints;
+mod consumer;
 mod error;
+mod integer;
 mod options;
+mod page;
+mod panics;
 mod projection;
-mod reader;
-mod schema;
-mod snapshots;
+mod run;
+mod sql;
 mod store;
 mod synchronous;
-mod writer;
 
+pub use consumer::ProjectionConsumer;
 pub use error::SqliteError;
 pub use options::SqliteOptions;
-pub use projection::{ProjectedEvent, Projection, ProjectionConsumer};
+pub use projection::{ProjectedEvent, Projection};
 /// The rusqlite version projections are written against, so applications use the same one.
 pub use rusqlite;
-pub use schema::SCHEMA_VERSION;
+pub use sql::schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
 pub use synchronous::Synchronous;

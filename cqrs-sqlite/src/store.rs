@@ -1,17 +1,29 @@
-//! `SqliteStore`: the event store contract on one SQLite file.
+//! `SqliteStore`: the event store contract on one SQLite file. The one module that joins
+//! what is stored (the SQL in [`crate::sql`]) to how it runs (the writer, the readers and
+//! the paging in [`crate::run`]).
 
+use crate::error::store_error;
 use crate::options::SqliteOptions;
-use crate::projection::AnyProjection;
-use crate::reader::{stream_version, EventQuery, Range, Readers};
-use crate::schema::open_writer;
-use crate::writer::{insert, Writer};
+use crate::page::{Page, Range};
+use crate::panics::lock;
+use crate::projection::{erase, AnyProjection, Projection};
+use crate::run::paging::PagedReads;
+use crate::run::readers::Readers;
+use crate::run::writer::Writer;
+use crate::sql::{checkpoints, events, schema, snapshots};
 use async_trait::async_trait;
-use cqrs_core::backend::recorded_now;
-use cqrs_core::backend::validate_stream_id;
-use cqrs_core::{Appended, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
+use cqrs_core::backend::{recorded_now, validate_stream_id};
+use cqrs_core::{
+    Appended, CheckpointStore, EventStore, ExpectedVersion, NewEvent, PositionWatch, RecordedEvent,
+    Snapshot, SnapshotStore, StoreError,
+};
+use rusqlite::Connection;
 use std::path::Path;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
+
+/// The inline projections an append runs, in the order they were added.
+type Projections = Arc<[Arc<dyn AnyProjection>]>;
 
 /// The embedded event store: one SQLite file in WAL mode, one writer connection committing
 /// appends in groups, and pooled read connections. Clones share all of it; several
@@ -20,8 +32,10 @@ use tokio::sync::watch;
 pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
-    /// Inline projections, run in every append's savepoint; shared by all clones.
-    inline: Arc<RwLock<Vec<Arc<dyn AnyProjection>>>>,
+    pages: Arc<PagedReads>,
+    /// Inline projections, run in every append's savepoint; shared by all clones. An
+    /// append takes the list by cloning one `Arc`; registering one replaces the list.
+    inline: Arc<Mutex<Projections>>,
     /// The position of the latest append committed through this store, for subscriptions.
     appended: Arc<watch::Sender<u64>>,
 }
@@ -33,22 +47,6 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Adds an inline projection for every later append (see `add_projection`).
-    pub(crate) fn register_inline(&self, projection: Arc<dyn AnyProjection>) {
-        self.inline
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(projection);
-    }
-
-    pub(crate) fn writer(&self) -> &Writer {
-        &self.writer
-    }
-
-    pub(crate) fn readers(&self) -> &Arc<Readers> {
-        &self.readers
-    }
-
     /// Opens (creating and migrating if needed) the store at `path` with default options.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(path, SqliteOptions::default()).await
@@ -61,19 +59,101 @@ impl SqliteStore {
     ) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         tokio::task::spawn_blocking(move || {
-            let conn = open_writer(&path, &options)?;
-            let writer = Writer::start(conn)?;
-            let readers = Readers::new(writer.clone(), path, options);
-            readers.open_idle()?;
+            let writer = Writer::new(schema::open_writer(&path, &options)?);
+            let open_reader = Box::new(move || schema::open_reader(&path, &options));
+            let readers = Arc::new(Readers::new(writer.clone(), open_reader)?);
+            let pages = Arc::new(PagedReads::new(Arc::clone(&readers), events::select));
             Ok(Self {
-                readers: Arc::new(readers),
                 writer,
-                inline: Arc::default(),
+                readers,
+                pages,
+                inline: Arc::new(Mutex::new(Arc::new([]))),
                 appended: Arc::new(watch::channel(0).0),
             })
         })
         .await
         .map_err(|e| StoreError::Backend(Box::new(e)))?
+    }
+
+    /// Runs `projection` inside every later append made through this store (and its
+    /// clones), in the append's transaction: the read model commits with the events or not
+    /// at all. If it fails on any event, the append is rolled back and returns
+    /// [`StoreError::Projection`]. Creates its tables first.
+    ///
+    /// Only appends through this process's store are projected: another process writing
+    /// the same file must register the same projection. Events stored before the
+    /// projection was added are not projected: fill the read model from them first with
+    /// [`SqliteStore::projection_consumer`] and a subscription's `rebuild`.
+    pub async fn add_projection(&self, projection: impl Projection) -> Result<(), StoreError> {
+        let projection = self.set_up(projection).await?;
+        let mut inline = lock(&self.inline);
+        let mut projections = inline.to_vec();
+        projections.push(projection);
+        *inline = projections.into();
+        Ok(())
+    }
+
+    /// Runs `query` on one of the store's read connections (off the async runtime), to read
+    /// the tables projections keep: read models are queried where they live.
+    pub async fn query<T, F>(&self, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.readers
+            .run(move |conn| query(conn).map_err(store_error))
+            .await
+    }
+
+    /// Erases `projection` and creates its tables through the writer.
+    pub(crate) async fn set_up(
+        &self,
+        projection: impl Projection,
+    ) -> Result<Arc<dyn AnyProjection>, StoreError> {
+        let erased = erase(projection);
+        let setup = Arc::clone(&erased);
+        self.writer.run(move |conn| setup.setup(conn)).await?;
+        Ok(erased)
+    }
+
+    /// Applies `events` to `projection` and records the last one's position as the
+    /// checkpoint of `subscription`, in one transaction: all of it or none of it.
+    pub(crate) async fn project_page(
+        &self,
+        projection: Arc<dyn AnyProjection>,
+        subscription: String,
+        events: Vec<RecordedEvent>,
+    ) -> Result<(), StoreError> {
+        let Some(last) = events.last().map(|event| event.position) else {
+            return Ok(());
+        };
+        self.writer
+            .run(move |conn| {
+                for event in &events {
+                    projection.project(conn, event)?;
+                }
+                checkpoints::write(conn, &subscription, last)
+            })
+            .await
+    }
+
+    /// Empties `projection`'s read model and moves `subscription` back to the start, in one
+    /// transaction.
+    pub(crate) async fn reset_projection(
+        &self,
+        projection: Arc<dyn AnyProjection>,
+        subscription: String,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .run(move |conn| {
+                projection.reset(conn)?;
+                checkpoints::write(conn, &subscription, 0)
+            })
+            .await
+    }
+
+    async fn read(&self, range: Range, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.pages.read(Page { range, limit }).await
     }
 }
 
@@ -83,21 +163,18 @@ impl EventStore for SqliteStore {
         &self,
         stream_id: &str,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        new_events: Vec<NewEvent>,
     ) -> Result<Appended, StoreError> {
         validate_stream_id(stream_id)?;
-        let projections = self
-            .inline
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let projections = Arc::clone(&lock(&self.inline));
         let stream_id = stream_id.to_owned();
         let appended = self
             .writer
             .run(move |conn| {
-                let appended = insert(conn, &stream_id, expected, events, recorded_now())?;
+                let appended =
+                    events::append(conn, &stream_id, expected, new_events, recorded_now())?;
                 for event in &appended.events {
-                    for projection in &projections {
+                    for projection in projections.iter() {
                         projection.project(conn, event)?;
                     }
                 }
@@ -126,7 +203,7 @@ impl EventStore for SqliteStore {
             stream_id: stream_id.to_owned(),
             from: from_version,
         };
-        self.readers.events(EventQuery { range, limit }).await
+        self.read(range, limit).await
     }
 
     async fn read_stream_backward(
@@ -139,7 +216,7 @@ impl EventStore for SqliteStore {
             stream_id: stream_id.to_owned(),
             from: from_version,
         };
-        self.readers.events(EventQuery { range, limit }).await
+        self.read(range, limit).await
     }
 
     async fn read_all(
@@ -150,14 +227,49 @@ impl EventStore for SqliteStore {
         let range = Range::Global {
             from: from_position,
         };
-        self.readers.events(EventQuery { range, limit }).await
+        self.read(range, limit).await
     }
 
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
-        self.readers.inline(|conn| stream_version(conn, stream_id))
+        self.readers
+            .inline(|conn| events::stream_version(conn, stream_id))
     }
 
-    fn appends(&self) -> Option<cqrs_core::PositionWatch> {
+    fn appends(&self) -> Option<PositionWatch> {
         Some(self.appended.subscribe())
     }
 }
+
+#[async_trait]
+impl SnapshotStore for SqliteStore {
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.writer
+            .run(move |conn| snapshots::save(conn, &snapshot))
+            .await
+    }
+
+    async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        // One row by primary key: read on the caller's thread (see `Readers::inline`).
+        self.readers.inline(|conn| snapshots::load(conn, stream_id))
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for SqliteStore {
+    async fn load_checkpoint(&self, subscription: &str) -> Result<u64, StoreError> {
+        let subscription = subscription.to_owned();
+        self.readers
+            .run(move |conn| checkpoints::read(conn, &subscription))
+            .await
+    }
+
+    async fn save_checkpoint(&self, subscription: &str, position: u64) -> Result<(), StoreError> {
+        let subscription = subscription.to_owned();
+        self.writer
+            .run(move |conn| checkpoints::write(conn, &subscription, position))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

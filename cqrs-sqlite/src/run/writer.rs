@@ -8,20 +8,18 @@
 //!
 //! The commit runs on the thread of the caller that found the connection free (a
 //! "combining" writer) instead of a writer thread of its own: handing each append to a
-//! thread and the reply back cost two thread wake-ups, measured as about a third of an
+//! thread and the reply back costs two thread wake-ups, more than the SQLite work of an
 //! uncontended append. A caller that finds the connection taken only queues its job and
 //! waits; the thread holding the connection takes it in its next group before letting go.
 //! So at most one thread at a time writes, and one async worker is held for the length
 //! of a commit (its fsync under `synchronous = FULL`, or a busy wait for another process's
 //! lock up to the busy timeout) while the other workers keep running.
 
-use crate::error::{is_busy, is_duplicate_event_id, store_error, SqliteError};
-use crate::reader::stream_version;
-use chrono::{DateTime, Utc};
-use cqrs_core::{Appended, ExpectedVersion, Metadata, NewEvent, StoreError};
-use rusqlite::{params, Connection};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use crate::error::{is_busy, SqliteError};
+use crate::panics::{catch, lock, try_lock};
+use cqrs_core::StoreError;
+use rusqlite::Connection;
+use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// Jobs committed together at most; bounds the latency one group adds to its last member.
@@ -51,9 +49,9 @@ where
         let outcome = match self.work.take() {
             // A panicking job fails alone, like any failing job: unwinding out of the
             // committing caller would strand the jobs queued behind it.
-            Some(work) => catch_unwind(AssertUnwindSafe(|| work(conn))).unwrap_or_else(|_| {
+            Some(work) => catch(|| work(conn)).unwrap_or_else(|panic| {
                 Err(StoreError::Backend(
-                    "a write job panicked; it was rolled back".into(),
+                    format!("a write job panicked, and was rolled back: {panic}").into(),
                 ))
             }),
             None => Err(SqliteError::WriterStopped.into()),
@@ -89,21 +87,15 @@ struct Shared {
     conn: Mutex<Connection>,
 }
 
-/// Locks a mutex whose data stays consistent even if a holder panicked: a panicking job
-/// unwinds through the transaction, which rolls back.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Writer {
     /// Takes the writer's connection; jobs are committed by the callers of [`Writer::run`].
-    pub fn start(conn: Connection) -> Result<Self, StoreError> {
-        Ok(Self {
+    pub fn new(conn: Connection) -> Self {
+        Self {
             shared: Arc::new(Shared {
                 queue: Mutex::new(Vec::new()),
                 conn: Mutex::new(conn),
             }),
-        })
+        }
     }
 
     /// Runs `work` in the next group transaction, in a savepoint of its own (rolled back
@@ -129,22 +121,16 @@ impl Writer {
     /// reader's cache is thrown away after every commit of another connection: reading
     /// there saves re-reading those pages.
     pub fn read_if_idle<T, F: FnOnce(&Connection) -> T>(&self, read: F) -> Result<T, F> {
-        let conn = match self.shared.conn.try_lock() {
-            Ok(conn) if conn.is_autocommit() => conn,
-            Err(TryLockError::WouldBlock) => return Err(read),
-            // The lock was ours for a moment (a transaction left open by a panic, or a
-            // poisoned lock): a job queued meanwhile is ours to commit.
-            Ok(conn) => {
-                drop(conn);
-                self.shared.serve();
-                return Err(read);
-            }
-            Err(TryLockError::Poisoned(poisoned)) => {
-                drop(poisoned);
-                self.shared.serve();
-                return Err(read);
-            }
+        let Some(conn) = try_lock(&self.shared.conn) else {
+            return Err(read);
         };
+        if !conn.is_autocommit() {
+            // A transaction left open by a panic: the next group rolls it back first. The
+            // lock was ours for a moment, so a job queued meanwhile is ours to commit.
+            drop(conn);
+            self.shared.serve();
+            return Err(read);
+        }
         let result = read(&conn);
         drop(conn);
         // A job queued meanwhile found the connection taken and left its commit to us.
@@ -159,10 +145,8 @@ impl Shared {
     /// no job is left behind).
     fn serve(&self) {
         loop {
-            let mut conn = match self.conn.try_lock() {
-                Ok(conn) => conn,
-                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-                Err(TryLockError::WouldBlock) => return,
+            let Some(mut conn) = try_lock(&self.conn) else {
+                return;
             };
             let mut group = {
                 let mut queue = lock(&self.queue);
@@ -197,9 +181,9 @@ fn group_failure(error: &rusqlite::Error) -> StoreError {
     }
 }
 
-/// Runs a transaction-control statement through the statement cache (rusqlite's
-/// `Transaction` and `Savepoint` parse their SQL anew each time: a sixth of W1's
-/// instructions went to that).
+/// Runs a transaction-control statement through the statement cache: rusqlite's
+/// `Transaction` and `Savepoint` parse their SQL anew each time, and a group runs several
+/// (BEGIN and COMMIT, a SAVEPOINT and a RELEASE per job).
 fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
@@ -207,7 +191,7 @@ fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 /// Runs every job in one IMMEDIATE transaction, each in its own savepoint, and commits.
 fn commit_group(conn: &mut Connection, group: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
     if !conn.is_autocommit() {
-        // A job of the previous group panicked before it could commit or roll back.
+        // A panic left the previous group's transaction open: none of it was committed.
         conn.execute_batch("ROLLBACK")?;
     }
     control(conn, "BEGIN IMMEDIATE")?;
@@ -229,63 +213,4 @@ fn run_and_commit(conn: &Connection, group: &mut [Box<dyn Job>]) -> rusqlite::Re
         control(conn, "RELEASE job")?;
     }
     control(conn, "COMMIT")
-}
-
-/// Checks the expected version and inserts the events, inside the caller's savepoint.
-pub(crate) fn insert(
-    conn: &Connection,
-    stream_id: &str,
-    expected: ExpectedVersion,
-    events: Vec<NewEvent>,
-    recorded_at: DateTime<Utc>,
-) -> Result<Appended, StoreError> {
-    let current = stream_version(conn, stream_id)?;
-    expected.check(stream_id, current)?;
-    let version = current.unwrap_or(0);
-    let mut statement = conn
-        .prepare_cached(
-            "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, \
-             payload, metadata, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .map_err(store_error)?;
-    let mut recorded = Vec::with_capacity(events.len());
-    // The events of one command share their metadata: serialize it once per batch.
-    let mut metadata: Option<(Metadata, String)> = None;
-    for (offset, event) in events.into_iter().enumerate() {
-        let event_version = version + offset as u64 + 1;
-        let json = match metadata {
-            Some((ref same, ref json)) if *same == event.metadata => json,
-            _ => {
-                let json = serde_json::to_string(&event.metadata)
-                    .map_err(|e| StoreError::Backend(Box::new(e)))?;
-                &metadata.insert((event.metadata.clone(), json)).1
-            }
-        };
-        let inserted = statement.execute(params![
-            stream_id,
-            event_version as i64,
-            event.event_id.as_bytes(),
-            event.event_type,
-            event.schema_version,
-            event.payload,
-            json,
-            recorded_at.timestamp_micros(),
-        ]);
-        match inserted {
-            Ok(_) => {}
-            Err(error) if is_duplicate_event_id(&error) => {
-                return Err(StoreError::DuplicateEventId {
-                    stream_id: stream_id.to_owned(),
-                    event_id: event.event_id,
-                })
-            }
-            Err(error) => return Err(store_error(error)),
-        }
-        let position = conn.last_insert_rowid() as u64;
-        recorded.push(event.into_recorded(stream_id, event_version, position, recorded_at));
-    }
-    Ok(Appended {
-        version: version + recorded.len() as u64,
-        events: recorded,
-    })
 }

@@ -7,9 +7,13 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 
+/// The schema version this crate writes: how many migrations it knows.
+pub const SCHEMA_VERSION: u32 = 3;
+
 /// Each entry moves the schema one version up; `PRAGMA user_version` records how many ran.
-/// Never edit an entry once released: add one.
-const MIGRATIONS: &[&str] = &[
+/// Never edit an entry once released: add one, and raise [`SCHEMA_VERSION`] (the array's
+/// length makes the compiler hold the two together).
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     // 1: the event log. `position` is the rowid, so it grows by one per insert and never
     // has gaps (rows are never deleted). Triggers keep stored events immutable.
     "CREATE TABLE events (
@@ -44,30 +48,26 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;",
 ];
 
-/// The schema version this crate writes.
-pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
-
 /// WAL pages after which the writer's commit copies the WAL into the database file
 /// (SQLite's default: 1,000). A checkpoint runs inside the commit that crosses the mark,
 /// writes each page changed since the last one once and fsyncs twice; the hot pages of an
 /// event log (the last table and index leaves) change on every append, so a longer WAL
-/// writes them back far less often. perf of W1+W2: the checkpoint's share of CPU samples
-/// halved and fsyncs fell from 199 to 32 (strace, 300 carts). The cost: a WAL file of up
-/// to ~40 MB and a longer recovery scan after a crash.
+/// writes them back far less often, with fewer fsyncs. The cost: a WAL file of up to
+/// 10,000 pages (about 40 MB) and a longer recovery scan after a crash.
 const WAL_AUTOCHECKPOINT: i64 = 10_000;
 
 /// Prepared statements kept per connection (rusqlite's default is 16).
 const STATEMENT_CACHE: usize = 64;
 
 /// Opens a connection with the busy timeout set (before anything can wait for a lock).
-pub(crate) fn connect(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
+fn connect(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(store_error)?;
     conn.busy_timeout(options.busy_timeout)
         .map_err(store_error)?;
     // Keep one query plan per statement. Without it SQLite marks statements whose bound
     // values could change the plan (`LIMIT ?`, `stream_id = ?`) to be re-planned when their
-    // bindings are cleared, which rusqlite's statement cache does on every reuse: measured
-    // with callgrind, re-parsing SQL was half of all instructions in the W1 benchmark.
+    // bindings are cleared, which rusqlite's statement cache does on every reuse: the SQL
+    // would be parsed again on every append and read.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
         .map_err(store_error)?;
     conn.pragma_update(None, "synchronous", options.synchronous.as_pragma())
@@ -95,6 +95,14 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
     Ok(conn)
 }
 
+/// Opens a read connection: one that cannot write, so a read can never change the file.
+pub(crate) fn open_reader(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
+    let conn = connect(path, options)?;
+    conn.pragma_update(None, "query_only", true)
+        .map_err(store_error)?;
+    Ok(conn)
+}
+
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     // IMMEDIATE: two processes opening a new file at once migrate it one after the other.
     let tx = conn
@@ -104,14 +112,17 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(store_error)?;
     if found > SCHEMA_VERSION {
+        // Returning drops `tx`, which rolls back: a refused file is left as it was.
         return Err(SqliteError::SchemaTooNew {
             found,
             supported: SCHEMA_VERSION,
         }
         .into());
     }
-    for migration in &MIGRATIONS[found as usize..] {
-        tx.execute_batch(migration).map_err(store_error)?;
+    for (version, migration) in (1..=SCHEMA_VERSION).zip(MIGRATIONS) {
+        if version > found {
+            tx.execute_batch(migration).map_err(store_error)?;
+        }
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(store_error)?;
