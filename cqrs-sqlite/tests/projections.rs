@@ -2,76 +2,51 @@
 //! back with it) and subscriptions whose checkpoint commits with the read model, including
 //! a subscription process killed mid-way and restarted.
 
+use cqrs_core::testing::toy::{Tally, TallyCommand, TallyEvent};
 use cqrs_core::{
-    Aggregate, CheckpointStore, DomainEvent, EventStore, HandlerError, RepositoryError,
-    RetryPolicy, StoreError, Subscription,
+    CheckpointStore, EventStore, HandlerError, RepositoryError, RetryPolicy, StoreError,
+    Subscription,
 };
 use cqrs_core::{Repository, SubscriptionError};
 use cqrs_sqlite::{ProjectedEvent, Projection, SqliteStore};
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum CounterEvent {
-    Added { n: i64 },
-}
-impl DomainEvent for CounterEvent {
-    fn event_type(&self) -> &'static str {
-        "Added"
-    }
+/// One command adding each of `amounts`, as one append.
+fn add(amounts: Vec<i64>) -> TallyCommand {
+    TallyCommand::AddMany(amounts)
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("never refused")]
-struct Never;
-
-#[derive(Debug, Default)]
-struct Counter;
-impl Aggregate for Counter {
-    const TYPE: &'static str = "Counter";
-    type Command = Vec<i64>;
-    type Event = CounterEvent;
-    type Error = Never;
-    fn handle(&self, amounts: Vec<i64>) -> Result<Vec<CounterEvent>, Never> {
-        Ok(amounts
-            .into_iter()
-            .map(|n| CounterEvent::Added { n })
-            .collect())
-    }
-    fn apply(&mut self, _: &CounterEvent) {}
-}
-
-/// `totals(counter, total, events)`, plus `applied(position, times)` that counts how often
+/// `totals(tally, total, events)`, plus `applied(position, times)` that counts how often
 /// each event was applied. Refuses 13 and panics on 666; sleeps `delay` per event.
 struct Totals {
     delay: Duration,
 }
 
 impl Projection for Totals {
-    type Aggregate = Counter;
+    type Aggregate = Tally;
     fn name(&self) -> &str {
         "totals"
     }
     fn setup(&self, conn: &Connection) -> Result<(), HandlerError> {
         conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS totals (counter TEXT PRIMARY KEY, total INTEGER, events INTEGER);
+            "CREATE TABLE IF NOT EXISTS totals (tally TEXT PRIMARY KEY, total INTEGER, events INTEGER);
              CREATE TABLE IF NOT EXISTS applied (position INTEGER PRIMARY KEY, times INTEGER);",
         )?;
         Ok(())
     }
     fn apply(&self, conn: &Connection, event: &ProjectedEvent<Self>) -> Result<(), HandlerError> {
-        let CounterEvent::Added { n } = event.event;
+        let TallyEvent::Added { n } = event.event;
         std::thread::sleep(self.delay);
         conn.execute(
-            "INSERT INTO totals VALUES (?1, ?2, 1) ON CONFLICT (counter) DO UPDATE
+            "INSERT INTO totals VALUES (?1, ?2, 1) ON CONFLICT (tally) DO UPDATE
              SET total = total + excluded.total, events = events + 1",
             params![event.stream_id, n],
         )?;
         conn.execute(
             "INSERT INTO applied VALUES (?1, 1) ON CONFLICT (position) DO UPDATE SET times = times + 1",
-            [event.position as i64],
+            [i64::try_from(event.position)?],
         )?;
         match n {
             13 => Err("13 is unlucky".into()),
@@ -89,12 +64,12 @@ const QUICK: Totals = Totals {
     delay: Duration::ZERO,
 };
 
-fn totals(path: &Path, counter: &str) -> Option<(i64, i64)> {
+fn totals(path: &Path, tally: &str) -> Option<(i64, i64)> {
     Connection::open(path)
         .unwrap()
         .query_row(
-            "SELECT total, events FROM totals WHERE counter = ?1",
-            [format!("Counter-{counter}")],
+            "SELECT total, events FROM totals WHERE tally = ?1",
+            [format!("Tally-{tally}")],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()
@@ -124,10 +99,10 @@ async fn fresh() -> (tempfile::TempDir, std::path::PathBuf, SqliteStore) {
 async fn an_inline_projection_commits_with_the_events() {
     let (_dir, path, store) = fresh().await;
     store.add_projection(QUICK).await.unwrap();
-    let counters = Repository::<Counter, _>::new(store.clone());
-    counters.execute("c", vec![5]).await.unwrap();
+    let tallies = Repository::<Tally, _>::new(store.clone());
+    tallies.execute("c", add(vec![5])).await.unwrap();
     assert_eq!(totals(&path, "c"), Some((5, 1)));
-    counters.execute("c", vec![1, 2]).await.unwrap();
+    tallies.execute("c", add(vec![1, 2])).await.unwrap();
     assert_eq!(totals(&path, "c"), Some((8, 3)));
     // Clones made before or after registration share the projection.
     store.clone().append_batch("c", vec![4]).await;
@@ -138,10 +113,10 @@ async fn an_inline_projection_commits_with_the_events() {
 async fn a_failing_inline_projection_rolls_the_whole_append_back() {
     let (_dir, path, store) = fresh().await;
     store.add_projection(QUICK).await.unwrap();
-    let counters = Repository::<Counter, _>::new(store.clone());
-    counters.execute("c", vec![5]).await.unwrap();
+    let tallies = Repository::<Tally, _>::new(store.clone());
+    tallies.execute("c", add(vec![5])).await.unwrap();
     // The second event of the batch fails: the first one's rows go too.
-    let outcome = counters.execute("c", vec![1, 13]).await;
+    let outcome = tallies.execute("c", add(vec![1, 13])).await;
     let Err(RepositoryError::Store(StoreError::Projection {
         projection,
         stream_id,
@@ -153,24 +128,24 @@ async fn a_failing_inline_projection_rolls_the_whole_append_back() {
     };
     assert_eq!(
         (projection.as_str(), stream_id.as_str(), version),
-        ("totals", "Counter-c", 3)
+        ("totals", "Tally-c", 3)
     );
     assert_eq!(source.to_string(), "13 is unlucky");
-    assert_eq!(store.stream_version("Counter-c").await.unwrap(), Some(1));
+    assert_eq!(store.stream_version("Tally-c").await.unwrap(), Some(1));
     assert_eq!(store.read_all(1, 10).await.unwrap().len(), 1);
     assert_eq!(totals(&path, "c"), Some((5, 1)));
     assert_eq!(applied(&path), (1, 0));
 
     // A panicking projection is a typed failure too, and the store keeps working.
-    let outcome = counters.execute("c", vec![666]).await;
+    let outcome = tallies.execute("c", add(vec![666])).await;
     assert!(
         matches!(&outcome, Err(RepositoryError::Store(StoreError::Projection { source, .. }))
             if source.to_string().contains("panicked")),
         "{outcome:?}"
     );
-    counters.execute("c", vec![2]).await.unwrap();
+    tallies.execute("c", add(vec![2])).await.unwrap();
     assert_eq!(totals(&path, "c"), Some((7, 2)));
-    assert_eq!(store.stream_version("Counter-c").await.unwrap(), Some(2));
+    assert_eq!(store.stream_version("Tally-c").await.unwrap(), Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,19 +153,19 @@ async fn a_failing_projection_fails_only_its_own_append_in_a_group_commit() {
     let (_dir, path, store) = fresh().await;
     store.add_projection(QUICK).await.unwrap();
     let appends = (0..16).map(|i| {
-        let counters = Repository::<Counter, _>::new(store.clone());
+        let tallies = Repository::<Tally, _>::new(store.clone());
         tokio::spawn(async move {
             let amount = if i == 7 { 13 } else { 1 };
-            counters.execute(&format!("c{i}"), vec![amount]).await
+            tallies.execute(&format!("c{i}"), add(vec![amount])).await
         })
     });
     for (i, append) in appends.enumerate() {
         let outcome = append.await.unwrap();
-        assert_eq!(outcome.is_ok(), i != 7, "counter {i}: {outcome:?}");
+        assert_eq!(outcome.is_ok(), i != 7, "tally {i}: {outcome:?}");
     }
     for i in 0..16 {
         let expected = (i != 7).then_some((1, 1));
-        assert_eq!(totals(&path, &format!("c{i}")), expected, "counter {i}");
+        assert_eq!(totals(&path, &format!("c{i}")), expected, "tally {i}");
     }
     assert_eq!(store.read_all(1, 100).await.unwrap().len(), 15);
 }
@@ -198,9 +173,9 @@ async fn a_failing_projection_fails_only_its_own_append_in_a_group_commit() {
 #[tokio::test]
 async fn a_subscription_commits_its_checkpoint_with_the_read_model_and_can_rebuild() {
     let (_dir, path, store) = fresh().await;
-    let counters = Repository::<Counter, _>::new(store.clone());
-    counters.execute("a", vec![1, 2]).await.unwrap();
-    counters.execute("b", vec![10]).await.unwrap();
+    let tallies = Repository::<Tally, _>::new(store.clone());
+    tallies.execute("a", add(vec![1, 2])).await.unwrap();
+    tallies.execute("b", add(vec![10])).await.unwrap();
     let consumer = store.projection_consumer(QUICK).await.unwrap();
     let subscription = Subscription::new("totals", store.clone(), consumer);
     assert_eq!(subscription.catch_up().await.unwrap(), 3);
@@ -216,9 +191,9 @@ async fn a_subscription_commits_its_checkpoint_with_the_read_model_and_can_rebui
 #[tokio::test]
 async fn a_failing_event_leaves_read_model_and_checkpoint_before_it() {
     let (_dir, path, store) = fresh().await;
-    let counters = Repository::<Counter, _>::new(store.clone());
+    let tallies = Repository::<Tally, _>::new(store.clone());
     for amounts in [vec![1], vec![13], vec![2]] {
-        counters.execute("a", amounts).await.unwrap();
+        tallies.execute("a", add(amounts)).await.unwrap();
     }
     let subscription = Subscription::new(
         "totals",
@@ -232,7 +207,7 @@ async fn a_failing_event_leaves_read_model_and_checkpoint_before_it() {
     });
     let error = subscription.catch_up().await.unwrap_err();
     assert!(
-        matches!(&error, SubscriptionError::EventFailed { stream_id, version: 2, position: 2, attempts: 2, .. } if stream_id == "Counter-a"),
+        matches!(&error, SubscriptionError::EventFailed { stream_id, version: 2, position: 2, attempts: 2, .. } if stream_id == "Tally-a"),
         "{error:?}"
     );
     assert_eq!(store.load_checkpoint("totals").await.unwrap(), 1);
@@ -254,8 +229,8 @@ async fn a_live_subscription_wakes_on_appends_and_polls_for_other_processes() {
     )
     .with_poll_interval(Duration::from_secs(3600))
     .start();
-    let counters = Repository::<Counter, _>::new(store.clone());
-    let appended = counters.execute("a", vec![1]).await.unwrap();
+    let tallies = Repository::<Tally, _>::new(store.clone());
+    let appended = tallies.execute("a", add(vec![1])).await.unwrap();
     let within = Duration::from_secs(5);
     tokio::time::timeout(within, running.wait_for(appended.events[0].position))
         .await
@@ -284,18 +259,18 @@ async fn a_live_subscription_wakes_on_appends_and_polls_for_other_processes() {
 
 /// Appends through the store directly, as another writer would.
 trait AppendBatch {
-    async fn append_batch(&self, counter: &str, amounts: Vec<i64>);
+    async fn append_batch(&self, tally: &str, amounts: Vec<i64>);
 }
 
 impl AppendBatch for SqliteStore {
-    async fn append_batch(&self, counter: &str, amounts: Vec<i64>) {
+    async fn append_batch(&self, tally: &str, amounts: Vec<i64>) {
         let metadata = cqrs_core::Metadata::new();
         let events = amounts
             .into_iter()
-            .map(|n| cqrs_core::codec::encode(&CounterEvent::Added { n }, &metadata).unwrap())
+            .map(|n| cqrs_core::codec::encode(&TallyEvent::Added { n }, &metadata).unwrap())
             .collect();
         self.append(
-            &format!("Counter-{counter}"),
+            &format!("Tally-{tally}"),
             cqrs_core::ExpectedVersion::Any,
             events,
         )
@@ -331,11 +306,11 @@ async fn child_subscriber() {
 #[tokio::test]
 async fn a_killed_subscription_resumes_without_loss_or_double_apply() {
     let (_dir, path, store) = fresh().await;
-    let counters = Repository::<Counter, _>::new(store.clone());
+    let tallies = Repository::<Tally, _>::new(store.clone());
     for n in 1..=EVENTS {
         // Amounts from 1001 up: none is one the projection refuses.
-        counters
-            .execute(&format!("c{}", n % 7), vec![1000 + n])
+        tallies
+            .execute(&format!("c{}", n % 7), add(vec![1000 + n]))
             .await
             .unwrap();
     }
@@ -363,15 +338,18 @@ async fn a_killed_subscription_resumes_without_loss_or_double_apply() {
     child.wait().unwrap();
     let at_kill = store.load_checkpoint("totals").await.unwrap();
     assert!(
-        (20..EVENTS as u64).contains(&at_kill),
+        (20..u64::try_from(EVENTS).unwrap()).contains(&at_kill),
         "killed mid-way: {at_kill}"
     );
     // The read model holds exactly the events up to the checkpoint, each once.
-    assert_eq!(applied(&path), (at_kill as i64, 0));
+    assert_eq!(applied(&path), (i64::try_from(at_kill).unwrap(), 0));
 
     let consumer = store.projection_consumer(QUICK).await.unwrap();
     let resumed = Subscription::new("totals", store.clone(), consumer);
-    assert_eq!(resumed.catch_up().await.unwrap(), EVENTS as u64);
+    assert_eq!(
+        resumed.catch_up().await.unwrap(),
+        u64::try_from(EVENTS).unwrap()
+    );
     assert_eq!(
         applied(&path),
         (EVENTS, 0),

@@ -1,50 +1,14 @@
 //! What only the SQLite backend promises: the file, its schema, locking, and damaged rows.
 
+use cqrs_core::testing::toy::{Tally, TallyCommand};
 use cqrs_core::{
-    Aggregate, DomainEvent, EventStore, ExpectedVersion, Metadata, NewEvent, Repository,
-    RepositoryError, StoreError,
+    EventStore, ExpectedVersion, Metadata, NewEvent, Repository, RepositoryError, StoreError,
 };
 use cqrs_sqlite::{SqliteError, SqliteOptions, SqliteStore, Synchronous, SCHEMA_VERSION};
 use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use uuid::Uuid;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum NoteEvent {
-    Written { text: String },
-}
-impl DomainEvent for NoteEvent {
-    fn event_type(&self) -> &'static str {
-        "Written"
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("empty note")]
-struct EmptyNote;
-
-#[derive(Debug, Default, Clone, PartialEq)]
-struct Note {
-    lines: Vec<String>,
-}
-impl Aggregate for Note {
-    const TYPE: &'static str = "Note";
-    type Command = String;
-    type Event = NoteEvent;
-    type Error = EmptyNote;
-    fn handle(&self, text: String) -> Result<Vec<NoteEvent>, EmptyNote> {
-        if text.is_empty() {
-            return Err(EmptyNote);
-        }
-        Ok(vec![NoteEvent::Written { text }])
-    }
-    fn apply(&mut self, event: &NoteEvent) {
-        let NoteEvent::Written { text } = event;
-        self.lines.push(text.clone());
-    }
-}
 
 fn new_event(tag: &str) -> NewEvent {
     NewEvent {
@@ -68,21 +32,50 @@ fn raw(path: &Path) -> Connection {
 async fn a_reopened_file_rebuilds_the_same_aggregate() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(db_path(&dir)).await.unwrap();
-    let notes = Repository::<Note, _>::new(store);
-    for text in ["first", "日本語 ✓", "third"] {
-        notes.execute("n-1", text.to_owned()).await.unwrap();
+    let tallies = Repository::<Tally, _>::new(store.clone());
+    for command in [
+        TallyCommand::Add(5),
+        TallyCommand::AddMany(vec![-7, i64::MAX]),
+        TallyCommand::Add(i64::MIN),
+    ] {
+        tallies.execute("t-1", command).await.unwrap();
     }
-    let before = notes.load("n-1").await.unwrap();
-    drop(notes);
+    let before = tallies.load("t-1").await.unwrap();
+    // Text beyond ASCII survives the file byte for byte.
+    let text = store
+        .append(
+            "text-1",
+            ExpectedVersion::NoStream,
+            vec![
+                new_event("first"),
+                new_event("日本語 ✓"),
+                new_event("third"),
+            ],
+        )
+        .await
+        .unwrap();
+    drop(tallies);
+    drop(store);
 
     let reopened = SqliteStore::open(db_path(&dir)).await.unwrap();
-    let after = Repository::<Note, _>::new(reopened)
-        .load("n-1")
+    let after = Repository::<Tally, _>::new(reopened.clone())
+        .load("t-1")
         .await
         .unwrap();
     assert_eq!(after, before);
-    assert_eq!(after.version, 3);
-    assert_eq!(after.state.lines, ["first", "日本語 ✓", "third"]);
+    assert_eq!(after.version, 4);
+    assert_eq!((after.state.total, after.state.count), (-3, 4));
+    let text_after = reopened.read_stream("text-1", 1, 10).await.unwrap();
+    assert_eq!(text_after, text.events);
+    let payloads: Vec<&str> = text_after.iter().map(|e| e.payload.as_str()).collect();
+    assert_eq!(
+        payloads,
+        [
+            r#"{"tag":"first"}"#,
+            r#"{"tag":"日本語 ✓"}"#,
+            r#"{"tag":"third"}"#
+        ]
+    );
 }
 
 #[tokio::test]
@@ -201,28 +194,28 @@ fn edit_by_hand(path: &Path, sql: &str) {
 #[tokio::test]
 async fn a_damaged_payload_names_stream_version_and_type_and_spares_other_streams() {
     let dir = tempfile::tempdir().unwrap();
-    let notes = Repository::<Note, _>::new(SqliteStore::open(db_path(&dir)).await.unwrap());
+    let tallies = Repository::<Tally, _>::new(SqliteStore::open(db_path(&dir)).await.unwrap());
     for id in ["damaged", "intact"] {
-        notes.execute(id, "one".into()).await.unwrap();
-        notes.execute(id, "two".into()).await.unwrap();
+        tallies.execute(id, TallyCommand::Add(1)).await.unwrap();
+        tallies.execute(id, TallyCommand::Add(2)).await.unwrap();
     }
     edit_by_hand(
         &db_path(&dir),
-        "UPDATE events SET payload = '{\"text\": 12' WHERE stream_id = 'Note-damaged' AND version = 2",
+        "UPDATE events SET payload = '{\"n\": 12' WHERE stream_id = 'Tally-damaged' AND version = 2",
     );
-    match notes.load("damaged").await {
+    match tallies.load("damaged").await {
         Err(RepositoryError::Decode(error)) => {
-            assert_eq!(error.stream_id, "Note-damaged");
+            assert_eq!(error.stream_id, "Tally-damaged");
             assert_eq!(error.version, 2);
-            assert_eq!(error.event_type, "Written");
+            assert_eq!(error.event_type, "Added");
             assert!(error
                 .to_string()
-                .contains("stream `Note-damaged` version 2"));
+                .contains("stream `Tally-damaged` version 2"));
         }
         other => panic!("expected a decode error, got {other:?}"),
     }
-    let intact = notes.load("intact").await.unwrap();
-    assert_eq!(intact.state.lines, ["one", "two"]);
+    let intact = tallies.load("intact").await.unwrap();
+    assert_eq!((intact.state.total, intact.state.count), (3, 2));
 }
 
 #[tokio::test]
@@ -372,9 +365,10 @@ async fn two_processes_write_one_file() {
         let from_child = shared
             .iter()
             .filter(|e| e.payload.contains(&format!("\"{name}\"")))
-            .count() as u64;
+            .count();
         assert_eq!(
-            from_child, CHILD_APPENDS,
+            u64::try_from(from_child).unwrap(),
+            CHILD_APPENDS,
             "child {name} lost or doubled events"
         );
     }
