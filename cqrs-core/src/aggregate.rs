@@ -9,6 +9,55 @@ use std::fmt::Debug;
 /// Implement it on the aggregate's event enum. Events are stored as JSON in serde's default
 /// (externally tagged) enum form: `event_type` must return the variant's serde name, so the
 /// type lives in its own column and old events can be upcast before they are deserialized.
+///
+/// Derive it (feature `derive`, on by default): `event_type` is then the variant name, and the
+/// serde attributes that would store another name or no name (`rename` on a variant,
+/// `rename_all`, `tag`, `content`, `untagged`) are refused at compile time.
+/// `#[domain_event(schema_version = N)]`, on the enum or on a variant, sets
+/// [`schema_version`](Self::schema_version).
+///
+/// ```
+/// # #[cfg(feature = "derive")] { // the doc tests also run without the feature
+/// use cqrs_core::DomainEvent;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// enum AccountEvent {
+///     Opened { owner: String },
+///     #[domain_event(schema_version = 2)]
+///     Deposited { cents: u64 },
+///     Closed,
+/// }
+///
+/// let deposited = AccountEvent::Deposited { cents: 500 };
+/// assert_eq!((deposited.event_type(), deposited.schema_version()), ("Deposited", 2));
+/// # }
+/// ```
+///
+/// Implement it by hand when the stored names must differ from the variant names, say to
+/// keep writing a name that events were stored under before a variant was renamed; serde must
+/// then write the same names (`#[serde(rename)]`), since the codec checks it at every append.
+///
+/// ```
+/// use cqrs_core::DomainEvent;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize)]
+/// enum AccountEvent {
+///     #[serde(rename = "Created")]
+///     Opened { owner: String },
+///     Closed,
+/// }
+///
+/// impl DomainEvent for AccountEvent {
+///     fn event_type(&self) -> &'static str {
+///         match self {
+///             AccountEvent::Opened { .. } => "Created",
+///             AccountEvent::Closed => "Closed",
+///         }
+///     }
+/// }
+/// ```
 pub trait DomainEvent:
     Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static
 {

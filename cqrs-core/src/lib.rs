@@ -34,9 +34,17 @@
 //! }
 //! ```
 
+// The derive's output names `::cqrs_core::DomainEvent` so that it works for users who depend
+// on this crate alone; this alias lets the same path resolve inside it (its toy aggregate).
+extern crate self as cqrs_core;
+
 /// The attribute every [`EventHandler`], [`Consumer`] and store implementation needs,
 /// re-exported so that applications do not add `async-trait` themselves.
 pub use async_trait::async_trait;
+/// `#[derive(DomainEvent)]` (feature `derive`, on by default): `event_type` from the variant
+/// names, checked at compile time. It shares the trait's name, so one `use` brings both.
+#[cfg(feature = "derive")]
+pub use cqrs_derive::DomainEvent;
 
 pub mod aggregate;
 pub mod backend;

@@ -1,25 +1,19 @@
 //! `Tally`: the small aggregate the framework's own tests and docs share, so that no test
 //! file carries a copy of its own.
 
-use crate::aggregate::{Aggregate, DomainEvent};
+use crate::aggregate::Aggregate;
+// The trait and its derive, as users import them.
+use crate::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 /// What happened to a tally.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, DomainEvent)]
 pub enum TallyEvent {
     /// `n` was added (never zero).
     Added {
         /// The amount, positive or negative.
         n: i64,
     },
-}
-
-impl DomainEvent for TallyEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            TallyEvent::Added { .. } => "Added",
-        }
-    }
 }
 
 /// What a test asks of a tally.

@@ -1,0 +1,11 @@
+use cqrs_core::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+enum Event {
+    #[domain_event(schema_version = 2)]
+    #[domain_event(schema_version = 3)]
+    ItemAdded { id: u32 },
+}
+
+fn main() {}

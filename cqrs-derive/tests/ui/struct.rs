@@ -1,0 +1,8 @@
+use cqrs_core::DomainEvent;
+
+#[derive(DomainEvent)]
+struct Opened {
+    id: u32,
+}
+
+fn main() {}
