@@ -13,6 +13,7 @@ pub const SCHEMA_VERSION: u32 = 3;
 /// Each entry moves the schema one version up; `PRAGMA user_version` records how many ran.
 /// Never edit an entry once released: add one, and raise [`SCHEMA_VERSION`] (the array's
 /// length makes the compiler hold the two together).
+// `as`: a const context, where `try_from` cannot run; a u32 always fits a usize here.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     // 1: the event log. `position` is the rowid, so it grows by one per insert and never
     // has gaps (rows are never deleted). Triggers keep stored events immutable.
