@@ -7,11 +7,9 @@
 //! use cqrs_core::{Aggregate, DomainEvent, Repository};
 //! use serde::{Deserialize, Serialize};
 //!
-//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+//! // Stored under the variant name, "Incremented" (feature `derive`, on by default).
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
 //! enum CounterEvent { Incremented { by: u32 } }
-//! impl DomainEvent for CounterEvent {
-//!     fn event_type(&self) -> &'static str { "Incremented" }
-//! }
 //!
 //! #[derive(Debug, thiserror::Error)]
 //! #[error("cannot increment by zero")]

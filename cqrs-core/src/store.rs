@@ -65,6 +65,8 @@ pub struct Appended {
 }
 
 /// Why a store refused or failed an operation; nothing was changed when it says so.
+/// More variants may come with new backends and checks, so matches need a `_` arm.
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The stream was not at the version the append expected.

@@ -4,6 +4,8 @@ use cqrs_core::StoreError;
 use rusqlite::ErrorCode;
 
 /// Failures only the SQLite backend has; they reach callers inside `StoreError::Backend`.
+/// More variants may come with new backends and checks, so matches need a `_` arm.
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum SqliteError {
     /// The file was written by a newer version of this crate.
