@@ -13,14 +13,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
 enum NoteEvent {
     Written { text: String },
-}
-impl DomainEvent for NoteEvent {
-    fn event_type(&self) -> &'static str {
-        "Written"
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
