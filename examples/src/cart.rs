@@ -1,12 +1,17 @@
-//! The shopping cart of seed 5 ("minimum event sourcing"), exactly as the benchmarks use it.
+//! The shopping cart: items added, removed and re-counted, one coupon, and what the
+//! customer pays. The benchmark workloads run this very domain.
 //!
 //! State, events, commands, `handle` and `apply`, and nothing of the framework but the two
-//! traits; then [`upcasters`], the chain that reads events written by older releases.
+//! traits. Reading events written by older releases is [`upcasters`]' job, kept apart.
 //! Money is in integer cents; ids are strings.
 
-use cqrs_core::{Aggregate, DomainEvent, RawEvent, Upcasters};
+mod upcasters;
+
+pub use upcasters::upcasters;
+use upcasters::ITEM_ADDED_SCHEMA;
+
+use cqrs_core::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -377,160 +382,6 @@ impl Cart {
     }
 }
 
-/// The schema this code writes `ItemAdded` at: the third shape of the "item added" fact.
-const ITEM_ADDED_SCHEMA: u32 = 3;
-
-/// The chain that reads cart events written by older releases: stored events are never
-/// rewritten, so old rows are converted each time they are read, step by step, into the
-/// current [`CartEvent`]. Pass it to `Repository::with_upcasters`.
-///
-/// The "item added" fact went through three shapes:
-/// 1. `ProductAdded` schema 1: `{cart_id, sku, qty, unit_price}`, the price in whole
-///    currency units;
-/// 2. `ProductAdded` schema 2: `{cart_id, sku, qty, price}`, the price in cents;
-/// 3. `ItemAdded` schema 3: `{cart_id, item_id, quantity, price}`, [`CartEvent::ItemAdded`].
-///
-/// `ItemAdded` rows of schema 1, written before the schema was raised to 3, already have
-/// the current shape and are read as stored. A step that meets a payload it cannot convert
-/// (a field missing or of the wrong kind) fails with a message naming the field, which the
-/// repository reports as a `DecodeError` on that event's stream and version.
-pub fn upcasters() -> Upcasters {
-    Upcasters::new()
-        .with("ProductAdded", 1, product_added_v1_to_v2)
-        .with("ProductAdded", 2, product_added_v2_to_item_added_v3)
-}
-
-/// `ProductAdded` 1 → 2: `unit_price` in whole currency units becomes `price` in cents
-/// (× 100); the other fields pass through untouched.
-///
-/// Fails if the payload is not an object, or `unit_price` is missing, not a whole number,
-/// or too large once in cents.
-fn product_added_v1_to_v2(mut event: RawEvent) -> Result<RawEvent, String> {
-    let fields = as_object(&mut event.payload)?;
-    let unit_price = take_field(fields, "unit_price")?;
-    let units = unit_price
-        .as_i64()
-        .ok_or_else(|| format!("`unit_price` is not a whole number: {unit_price}"))?;
-    let cents = units
-        .checked_mul(100)
-        .ok_or_else(|| format!("`unit_price` {units} overflows once in cents"))?;
-    fields.insert("price".to_owned(), json!(cents));
-    event.schema_version = 2;
-    Ok(event)
-}
-
-/// `ProductAdded` 2 → `ItemAdded` 3: the event is renamed, `sku` becomes `item_id` and
-/// `qty` becomes `quantity`; `cart_id` and `price` (already in cents) are kept.
-///
-/// Fails if the payload is not an object or one of the four fields is missing; the values
-/// themselves are checked when the result is deserialized into [`CartEvent`].
-fn product_added_v2_to_item_added_v3(mut event: RawEvent) -> Result<RawEvent, String> {
-    let fields = as_object(&mut event.payload)?;
-    let mut current = Map::with_capacity(4);
-    for (old, new) in [
-        ("cart_id", "cart_id"),
-        ("sku", "item_id"),
-        ("qty", "quantity"),
-        ("price", "price"),
-    ] {
-        current.insert(new.to_owned(), take_field(fields, old)?);
-    }
-    Ok(RawEvent {
-        event_type: "ItemAdded".to_owned(),
-        schema_version: ITEM_ADDED_SCHEMA,
-        payload: Value::Object(current),
-    })
-}
-
-/// The payload's fields, or why an upcaster step cannot read them.
-fn as_object(payload: &mut Value) -> Result<&mut Map<String, Value>, String> {
-    match payload {
-        Value::Object(fields) => Ok(fields),
-        other => Err(format!("the payload is not a JSON object: {other}")),
-    }
-}
-
-/// Removes and returns a field an upcaster step needs, or says which one is missing.
-fn take_field(fields: &mut Map<String, Value>, name: &str) -> Result<Value, String> {
-    fields
-        .remove(name)
-        .ok_or_else(|| format!("`{name}` is missing"))
-}
-
-/// The id of cart number `n` in a benchmark run: `<prefix>-<n as 7 digits>`.
-pub fn script_cart_id(prefix: &str, n: u32) -> String {
-    format!("{prefix}-{n:07}")
-}
-
-/// The per-cart script of BENCHMARKS.md for cart number `n`, so tests and benchmarks run the
-/// very workload whose checksum other frameworks are compared on.
-///
-/// Steps `A0 A1 A2 U0 A3 A4 R1 A5 U2 A6 A7 R3 A8 U4 A9 C A10 R5 A11 U6`: `Ak` adds `item-k`
-/// (quantity `1 + (n + k) % 5`, price `100 + (7n + 13k) % 900`), `Uk` sets `item-k` to
-/// `quantity(n, k) + 1 + n % 3`, `Rk` removes `item-k`, `C` applies coupon `SAVE250` (250).
-/// Every command is accepted and records exactly one event.
-pub fn script(prefix: &str, n: u32) -> Vec<CartCommand> {
-    enum Step {
-        A(u32),
-        U(u32),
-        R(u32),
-        C,
-    }
-    use Step::{A, C, R, U};
-    const STEPS: [Step; 20] = [
-        A(0),
-        A(1),
-        A(2),
-        U(0),
-        A(3),
-        A(4),
-        R(1),
-        A(5),
-        U(2),
-        A(6),
-        A(7),
-        R(3),
-        A(8),
-        U(4),
-        A(9),
-        C,
-        A(10),
-        R(5),
-        A(11),
-        U(6),
-    ];
-    let cart_id = script_cart_id(prefix, n);
-    let n = u64::from(n);
-    let quantity = |k: u32| (1 + (n + u64::from(k)) % 5) as u32;
-    let item_id = |k: u32| format!("item-{k}");
-    STEPS
-        .iter()
-        .map(|step| match *step {
-            A(k) => CartCommand::AddItem {
-                cart_id: cart_id.clone(),
-                item_id: item_id(k),
-                quantity: quantity(k),
-                price: (100 + (7 * n + 13 * u64::from(k)) % 900) as i64,
-            },
-            U(k) => CartCommand::UpdateQuantity {
-                cart_id: cart_id.clone(),
-                item_id: item_id(k),
-                new_quantity: quantity(k) + 1 + (n % 3) as u32,
-            },
-            R(k) => CartCommand::RemoveItem {
-                cart_id: cart_id.clone(),
-                item_id: item_id(k),
-            },
-            C => CartCommand::ApplyCoupon {
-                cart_id: cart_id.clone(),
-                coupon_code: "SAVE250".to_owned(),
-                discount_amount: 250,
-                campaign: None,
-            },
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -629,111 +480,6 @@ mod tests {
         assert_eq!(removed.schema_version(), 1);
     }
 
-    fn product_added(schema_version: u32, payload: Value) -> RawEvent {
-        RawEvent {
-            event_type: "ProductAdded".into(),
-            schema_version,
-            payload,
-        }
-    }
-
-    #[test]
-    fn the_chain_takes_product_added_v1_through_v2_to_item_added_v3() {
-        let v1 = json!({ "cart_id": "c", "sku": "tea", "qty": 2, "unit_price": 19 });
-        let out = upcasters().upcast(product_added(1, v1)).unwrap();
-        assert_eq!(out.event_type, "ItemAdded");
-        assert_eq!(out.schema_version, 3);
-        assert_eq!(
-            out.payload,
-            json!({ "cart_id": "c", "item_id": "tea", "quantity": 2, "price": 1900 })
-        );
-        let v2 = json!({ "cart_id": "c", "sku": "cup", "qty": 1, "price": 450 });
-        let out = upcasters().upcast(product_added(2, v2)).unwrap();
-        assert_eq!(
-            out.payload,
-            json!({ "cart_id": "c", "item_id": "cup", "quantity": 1, "price": 450 })
-        );
-    }
-
-    #[test]
-    fn current_events_pass_the_chain_untouched() {
-        for schema_version in [1, 3] {
-            let row = RawEvent {
-                event_type: "ItemAdded".into(),
-                schema_version,
-                payload: json!({ "cart_id": "c", "item_id": "a", "quantity": 1, "price": 1 }),
-            };
-            assert_eq!(upcasters().upcast(row.clone()).unwrap(), row);
-        }
-    }
-
-    #[test]
-    fn each_step_names_what_it_cannot_convert() {
-        let cases = [
-            (
-                1,
-                json!({ "cart_id": "c", "sku": "a", "qty": 1 }),
-                "`unit_price` is missing",
-            ),
-            (
-                1,
-                json!({ "unit_price": 1.5 }),
-                "`unit_price` is not a whole number: 1.5",
-            ),
-            (
-                1,
-                json!({ "unit_price": "9" }),
-                "`unit_price` is not a whole number: \"9\"",
-            ),
-            (
-                1,
-                json!({ "unit_price": i64::MAX }),
-                "overflows once in cents",
-            ),
-            (1, json!([19]), "the payload is not a JSON object"),
-            (
-                2,
-                json!({ "cart_id": "c", "qty": 1, "price": 5 }),
-                "`sku` is missing",
-            ),
-            (
-                2,
-                json!({ "cart_id": "c", "sku": "a", "price": 5 }),
-                "`qty` is missing",
-            ),
-            (
-                2,
-                json!({ "sku": "a", "qty": 1, "price": 5 }),
-                "`cart_id` is missing",
-            ),
-            (
-                2,
-                json!({ "cart_id": "c", "sku": "a", "qty": 1 }),
-                "`price` is missing",
-            ),
-            (2, json!(null), "the payload is not a JSON object"),
-        ];
-        for (schema_version, payload, expected) in cases {
-            let err = upcasters()
-                .upcast(product_added(schema_version, payload.clone()))
-                .unwrap_err();
-            assert_eq!(err.event_type, "ProductAdded", "{payload}");
-            assert_eq!(err.schema_version, schema_version, "{payload}");
-            assert!(err.reason.contains(expected), "{payload}: {err}");
-        }
-        // A v1 row whose later fields are missing fails in the step that needs them.
-        let err = upcasters()
-            .upcast(product_added(
-                1,
-                json!({ "cart_id": "c", "qty": 1, "unit_price": 2 }),
-            ))
-            .unwrap_err();
-        assert_eq!(
-            (err.schema_version, err.reason.as_str()),
-            (2, "`sku` is missing")
-        );
-    }
-
     #[test]
     fn extreme_lines_saturate_instead_of_panicking() {
         let cart = fold(&[
@@ -743,69 +489,5 @@ mod tests {
         assert_eq!(cart.total_price(), i64::MAX);
         let cart = fold(&[added("a", u32::MAX, 1), added("a", u32::MAX, 1)]);
         assert_eq!(cart.lines()["a"].quantity, u32::MAX);
-    }
-
-    #[test]
-    fn script_follows_the_benchmark_formulas() {
-        let commands = script("w1", 7);
-        assert_eq!(commands.len(), 20);
-        assert_eq!(
-            commands[0],
-            CartCommand::AddItem {
-                cart_id: "w1-0000007".into(),
-                item_id: "item-0".into(),
-                quantity: 1 + 7 % 5,
-                price: 149, // 100 + (7 * 7 + 13 * 0) % 900
-            }
-        );
-        // U0 sets item-0 to quantity(7, 0) + 1 + 7 % 3 = 3 + 1 + 1.
-        assert_eq!(
-            commands[3],
-            CartCommand::UpdateQuantity {
-                cart_id: "w1-0000007".into(),
-                item_id: "item-0".into(),
-                new_quantity: 5,
-            }
-        );
-        // A11: quantity 1 + 18 % 5, price 100 + (49 + 143) % 900.
-        assert_eq!(
-            commands[18],
-            CartCommand::AddItem {
-                cart_id: "w1-0000007".into(),
-                item_id: "item-11".into(),
-                quantity: 4,
-                price: 292,
-            }
-        );
-        assert_eq!(
-            commands[15],
-            CartCommand::ApplyCoupon {
-                cart_id: "w1-0000007".into(),
-                coupon_code: "SAVE250".into(),
-                discount_amount: 250,
-                campaign: None,
-            }
-        );
-    }
-
-    #[test]
-    fn the_script_events_serialize_as_the_benchmark_specifies() {
-        let mut cart = Cart::default();
-        let mut payloads = Vec::new();
-        for command in script("w1", 7) {
-            for event in cart.handle(command).unwrap() {
-                cart.apply(&event);
-                payloads.push(serde_json::to_string(&event).unwrap());
-            }
-        }
-        assert_eq!(payloads.len(), 20);
-        assert_eq!(
-            payloads[15],
-            r#"{"CouponApplied":{"cart_id":"w1-0000007","coupon_code":"SAVE250","discount_amount":250}}"#
-        );
-        assert_eq!(
-            payloads[0],
-            r#"{"ItemAdded":{"cart_id":"w1-0000007","item_id":"item-0","quantity":3,"price":149}}"#
-        );
     }
 }

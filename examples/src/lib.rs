@@ -1,6 +1,6 @@
-//! Runnable example domains of the framework: the cart of seed 5 (also the benchmark
-//! workload), the order of minimum CQRS, the library of seed 3 and the onboarding of seed 4
-//! (aggregates kept consistent by subscriptions), and demos that run them on any event store.
+//! Runnable example domains of the framework: the cart (also what the benchmark runs), the
+//! "minimum CQRS" orders, library lending and user onboarding (aggregates kept consistent by
+//! subscriptions), and demos that run them on any event store.
 
 pub mod cart;
 pub mod demo;

@@ -1,5 +1,5 @@
-//! The library of seed 3 ("domain events with Spring"): books are lent out and returned,
-//! and each member keeps the list of books they borrowed.
+//! Library lending: books are lent out and returned, and each member keeps the list of
+//! books they borrowed.
 //!
 //! Two aggregates, two consistency boundaries. [`Book`] alone decides who may borrow it;
 //! [`Member`] only mirrors those decisions, fed by a subscription to the book events in a

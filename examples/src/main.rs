@@ -2,12 +2,22 @@
 //! read models, library, onboarding), each on its own SQLite file (by default in a fresh temp
 //! directory removed at the end). The onboarding story also prints the framework's trace.
 
-use cqrs_examples::demo::{self, DataDir, DemoError};
+use clap::Parser;
+use cqrs_examples::demo::{self, DataDirArg, DemoError};
 use cqrs_sqlite::SqliteStore;
+
+/// Runs every example in sequence (cart, orders and their read models, library lending, user
+/// onboarding with its trace), each on its own SQLite file.
+#[derive(Debug, Parser)]
+#[command(name = "cqrs-examples")]
+struct Cli {
+    #[command(flatten)]
+    data_dir: DataDirArg,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), DemoError> {
-    let data_dir = DataDir::from_args(std::env::args().skip(1))?;
+    let data_dir = Cli::parse().data_dir.open()?;
     let open = |name: &str| SqliteStore::open(data_dir.path().join(name));
     let mut out = std::io::stdout();
     println!("data directory: {}", data_dir.path().display());

@@ -1,5 +1,5 @@
-//! Onboarding, after seed 4 (tactical DDD consistency): creating a user must give them their
-//! onboarding tasks, yet a user and a task are two aggregates, so two transactions.
+//! User onboarding: creating a user must give them their onboarding tasks, yet a user and a
+//! task are two aggregates, so two transactions.
 //!
 //! [`User`] records only that the user exists. A subscription to `UserCreated` then creates
 //! one [`Task`] per entry of [`ONBOARDING_TASKS`], eventually. The subscription delivers at

@@ -1,4 +1,4 @@
-//! The order of seed 5's "minimum CQRS": placed, then completed or cancelled, plus the read
+//! The order of the "minimum CQRS" story: placed, then completed or cancelled, plus the read
 //! model (`order_id -> status`) that a projection keeps from the order events.
 
 use cqrs_core::{Aggregate, DomainEvent};

@@ -226,7 +226,7 @@ async fn four_cached_writers_on_two_stores_of_one_file_lose_no_update() {
     assert_eq!(
         loaded.state.lines().get("x"),
         Some(&Line {
-            quantity: total as u32,
+            quantity: u32::try_from(total).expect("a small count"),
             price: 100
         })
     );

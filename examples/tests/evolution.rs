@@ -66,16 +66,19 @@ fn write_rows(path: &Path, cart_id: &str, rows: &[Row<'_>]) {
         )
         .expect("current version");
     for (offset, (event_type, schema_version, payload)) in rows.iter().enumerate() {
-        let micros = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("after the epoch")
-            .as_micros() as i64;
+        let micros = i64::try_from(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .expect("after the epoch")
+                .as_micros(),
+        )
+        .expect("microseconds since the epoch fit in i64");
         tx.execute(
             "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, \
              payload, metadata, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, '{}', ?7)",
             rusqlite::params![
                 stream,
-                last + 1 + offset as i64,
+                last + 1 + i64::try_from(offset).expect("a small offset"),
                 Uuid::new_v4().as_bytes().as_slice(),
                 event_type,
                 schema_version,

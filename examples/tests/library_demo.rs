@@ -1,4 +1,4 @@
-//! The library demo of seed 3 on SQLite files, checked on what it reports: the refusal by
+//! The library lending demo on SQLite files, checked on what it reports: the refusal by
 //! the `Book` aggregate, the members' lists as the subscription left them, the causation
 //! chain from each book event to the member event it caused, and the subscription's
 //! checkpoint, also across two runs on the same file.

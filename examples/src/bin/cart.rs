@@ -2,6 +2,7 @@
 //! PATH, or with `--reload` only loads it, then prints `total_price=<n>` and `version=<n>`,
 //! so that two processes can show the file holds the cart.
 
+use clap::Parser;
 use cqrs_core::{Repository, RepositoryError};
 use cqrs_examples::cart::{Cart, CartCommand};
 use cqrs_examples::demo::DemoError;
@@ -10,11 +11,24 @@ use std::path::PathBuf;
 
 const CART_ID: &str = "demo-1";
 
+/// Runs a few commands on cart `demo-1` in a SQLite file (or only loads it), then prints
+/// `total_price=<n>` and `version=<n>`, so that two processes can show the file holds the cart.
+#[derive(Debug, Parser)]
+#[command(name = "cart")]
+struct Cli {
+    /// The SQLite file holding the cart, created if missing
+    #[arg(long, value_name = "PATH")]
+    db: PathBuf,
+    /// Only load the cart and print it; run no command
+    #[arg(long)]
+    reload: bool,
+}
+
 #[tokio::main]
 async fn main() -> Result<(), DemoError> {
-    let (db, reload) = parse_args(std::env::args().skip(1))?;
-    let repository = Repository::<Cart, _>::new(SqliteStore::open(&db).await?);
-    if !reload {
+    let cli = Cli::parse();
+    let repository = Repository::<Cart, _>::new(SqliteStore::open(&cli.db).await?);
+    if !cli.reload {
         for command in commands() {
             match repository.execute(CART_ID, command).await {
                 Ok(_) => {}
@@ -28,21 +42,6 @@ async fn main() -> Result<(), DemoError> {
     println!("total_price={}", loaded.state.total_price());
     println!("version={}", loaded.version);
     Ok(())
-}
-
-fn parse_args(args: impl Iterator<Item = String>) -> Result<(PathBuf, bool), DemoError> {
-    const USAGE: &str = "usage: cart --db PATH [--reload]";
-    let mut db = None;
-    let mut reload = false;
-    let mut args = args;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--db" => db = Some(PathBuf::from(args.next().ok_or(USAGE)?)),
-            "--reload" => reload = true,
-            _ => return Err(USAGE.into()),
-        }
-    }
-    Ok((db.ok_or(USAGE)?, reload))
 }
 
 fn commands() -> Vec<CartCommand> {

@@ -2,12 +2,22 @@
 //! handler vs inline projection) on `orders.db` in DIR (by default in a fresh temp directory
 //! removed at the end).
 
-use cqrs_examples::demo::{self, DataDir, DemoError};
+use clap::Parser;
+use cqrs_examples::demo::{self, DataDirArg, DemoError};
 use cqrs_sqlite::SqliteStore;
+
+/// Runs the "minimum CQRS" orders demo and the read-model demo (after-commit handler vs
+/// inline projection) on `orders.db`.
+#[derive(Debug, Parser)]
+#[command(name = "orders")]
+struct Cli {
+    #[command(flatten)]
+    data_dir: DataDirArg,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), DemoError> {
-    let data_dir = DataDir::from_args(std::env::args().skip(1))?;
+    let data_dir = Cli::parse().data_dir.open()?;
     let store = SqliteStore::open(data_dir.path().join("orders.db")).await?;
     let mut out = std::io::stdout();
     demo::orders::run(store.clone(), &mut out).await?;

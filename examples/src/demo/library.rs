@@ -1,4 +1,4 @@
-//! The library story of seed 3: a book lent out records `BookLentOut`, and a subscription
+//! The library lending story: a book lent out records `BookLentOut`, and a subscription
 //! then updates the borrowing member's list in a transaction of its own (eventual
 //! consistency), while the `Book` aggregate alone refuses a second borrower.
 

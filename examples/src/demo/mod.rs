@@ -8,10 +8,13 @@
 //! - [`onboarding`]: a subscription turns a new user into onboarding tasks, traced end to end.
 
 pub mod cart;
+mod data_dir;
 pub mod library;
 pub mod onboarding;
 pub mod orders;
 pub mod read_models;
+
+pub use data_dir::{DataDir, DataDirArg};
 
 use cqrs_core::{
     Aggregate, Committed, DomainEvent, EventStore, Metadata, RecordedEvent, Repository,
@@ -19,7 +22,6 @@ use cqrs_core::{
 };
 use std::fmt::Debug;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 /// Any failure of a demo other than a refused command (refusals are part of the story).
@@ -30,61 +32,6 @@ pub type Output<'a> = &'a mut (dyn Write + Send);
 
 /// The custom metadata key every demo command carries, next to its correlation id.
 pub const USER_KEY: &str = "user";
-
-/// The directory holding the demos' SQLite files: given by the user, or a fresh one under
-/// the system's temp dir that is removed on drop so repeated runs leave nothing behind.
-#[derive(Debug)]
-pub struct DataDir {
-    path: PathBuf,
-    temporary: bool,
-}
-
-impl DataDir {
-    /// Reads `--data-dir DIR` (the only flag the demo binaries take); without it, a fresh
-    /// temporary directory.
-    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, DemoError> {
-        let mut args = args.into_iter();
-        let dir = match (args.next().as_deref(), args.next(), args.next()) {
-            (None, _, _) => None,
-            (Some("--data-dir"), Some(dir), None) => Some(PathBuf::from(dir)),
-            _ => return Err("usage: [--data-dir DIR]".into()),
-        };
-        match dir {
-            Some(path) => {
-                std::fs::create_dir_all(&path)?;
-                Ok(Self {
-                    path,
-                    temporary: false,
-                })
-            }
-            None => Self::temporary(),
-        }
-    }
-
-    /// A new, empty directory `cqrs-examples-<uuid>` under `std::env::temp_dir()`.
-    pub fn temporary() -> Result<Self, DemoError> {
-        let path = std::env::temp_dir().join(format!("cqrs-examples-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&path)?;
-        Ok(Self {
-            path,
-            temporary: true,
-        })
-    }
-
-    /// The directory itself.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        if self.temporary {
-            // Best effort: a leftover temp dir is harmless, and drop cannot report.
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
 
 /// Prints the framework's spans and events (INFO and up) to stdout from now on: every line
 /// shows the chain of spans it happened in (`subscription`, `handle`, `execute`, `append`),
@@ -167,40 +114,4 @@ fn describe(id: Option<Uuid>) -> String {
 /// a demo can be repeated on the same database.
 fn session_tag(correlation_id: Uuid) -> String {
     correlation_id.simple().to_string()[..8].to_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|arg| (*arg).to_owned()).collect()
-    }
-
-    #[test]
-    fn a_temporary_data_dir_is_removed_on_drop() {
-        let dir = DataDir::from_args(args(&[])).unwrap();
-        let path = dir.path().to_owned();
-        assert!(path.is_dir());
-        assert!(path.starts_with(std::env::temp_dir()));
-        drop(dir);
-        assert!(!path.exists());
-    }
-
-    #[test]
-    fn a_given_data_dir_is_created_and_kept() {
-        let parent = tempfile::tempdir().unwrap();
-        let wanted = parent.path().join("demo");
-        let dir = DataDir::from_args(args(&["--data-dir", wanted.to_str().unwrap()])).unwrap();
-        assert_eq!(dir.path(), wanted);
-        drop(dir);
-        assert!(wanted.is_dir());
-    }
-
-    #[test]
-    fn unknown_or_incomplete_flags_are_refused() {
-        assert!(DataDir::from_args(args(&["--data-dir"])).is_err());
-        assert!(DataDir::from_args(args(&["--db", "x"])).is_err());
-        assert!(DataDir::from_args(args(&["--data-dir", "a", "b"])).is_err());
-    }
 }

@@ -1,4 +1,4 @@
-//! The onboarding story of seed 4: `UserCreated` on one aggregate makes a subscription run
+//! The user onboarding story: `UserCreated` on one aggregate makes a subscription run
 //! the "create onboarding tasks" use case on two `Task` aggregates, each in its own
 //! transaction, all under the request's correlation id, so the trace follows the request end
 //! to end.
@@ -77,7 +77,7 @@ pub async fn run(store: SqliteStore, out: Output<'_>) -> Result<OnboardingDemo, 
     let user_id = format!("ada{}", session_tag(correlation_id));
     writeln!(
         out,
-        "== Onboarding demo (seed 4): request correlation_id={correlation_id}"
+        "== Onboarding demo: request correlation_id={correlation_id}"
     )?;
     let tasks = Repository::<Task, _>::new(store.clone());
     let consumer = HandlerConsumer::new(

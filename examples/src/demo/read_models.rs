@@ -1,6 +1,7 @@
-//! The contrast seed 5 draws for the order read model (`order_read_models`): an after-commit
-//! handler that fails leaves committed events without their read model, while an inline
-//! projection that fails rolls the append back, so events and read model never disagree.
+//! The contrast the "minimum CQRS" orders draw for their read model (`order_read_models`):
+//! an after-commit handler that fails leaves committed events without their read model,
+//! while an inline projection that fails rolls the append back, so events and read model
+//! never disagree.
 
 use super::{session_tag, DemoError, Output};
 use crate::order::{Order, OrderCommand, OrderEvent, OrderReadModel, OrderStatus};
@@ -156,7 +157,7 @@ pub async fn run(store: SqliteStore, out: Output<'_>) -> Result<ReadModelsDemo, 
     };
     writeln!(
         out,
-        "== Order read models (seed 5): after-commit handler vs inline projection"
+        "== Order read models: after-commit handler vs inline projection"
     )?;
 
     writeln!(
