@@ -8,7 +8,6 @@
 mod upcasters;
 
 pub use upcasters::upcasters;
-use upcasters::ITEM_ADDED_SCHEMA;
 
 use cqrs_core::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -16,9 +15,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// What happened to a cart; each variant is one fact and carries everything replay needs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, DomainEvent)]
 pub enum CartEvent {
-    /// Units of an item were put in the cart at a price (added to an existing line).
+    /// Units of an item were put in the cart at a price (added to an existing line). At
+    /// schema 3, after `ProductAdded` 1 and 2, which [`upcasters`] read into this shape.
+    #[domain_event(schema_version = 3)]
     ItemAdded {
         /// The cart.
         cart_id: String,
@@ -59,26 +60,6 @@ pub enum CartEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         campaign: Option<String>,
     },
-}
-
-impl DomainEvent for CartEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            CartEvent::ItemAdded { .. } => "ItemAdded",
-            CartEvent::ItemRemoved { .. } => "ItemRemoved",
-            CartEvent::ItemQuantityUpdated { .. } => "ItemQuantityUpdated",
-            CartEvent::CouponApplied { .. } => "CouponApplied",
-        }
-    }
-
-    /// `ItemAdded` is at schema 3, after `ProductAdded` 1 and 2 (see [`upcasters`]); the
-    /// other events never changed shape in a way a weak schema cannot absorb.
-    fn schema_version(&self) -> u32 {
-        match self {
-            CartEvent::ItemAdded { .. } => ITEM_ADDED_SCHEMA,
-            _ => 1,
-        }
-    }
 }
 
 /// What a customer asks of a cart; each accepted command records exactly one event.

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 /// What happened to a book; each variant carries the ids a member's subscription needs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, DomainEvent)]
 pub enum BookEvent {
     /// The book joined the catalogue.
     BookAdded {
@@ -35,16 +35,6 @@ pub enum BookEvent {
         /// Who returned it.
         member_id: String,
     },
-}
-
-impl DomainEvent for BookEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            BookEvent::BookAdded { .. } => "BookAdded",
-            BookEvent::BookLentOut { .. } => "BookLentOut",
-            BookEvent::BookReturned { .. } => "BookReturned",
-        }
-    }
 }
 
 /// What can be asked of a book; each accepted command records exactly one event.
@@ -210,7 +200,7 @@ impl Aggregate for Book {
 }
 
 /// What happened to a member; loans arrive here after the book decided them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, DomainEvent)]
 pub enum MemberEvent {
     /// The person joined the library.
     MemberRegistered {
@@ -233,16 +223,6 @@ pub enum MemberEvent {
         /// The book they returned.
         book_id: String,
     },
-}
-
-impl DomainEvent for MemberEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            MemberEvent::MemberRegistered { .. } => "MemberRegistered",
-            MemberEvent::LoanRecorded { .. } => "LoanRecorded",
-            MemberEvent::LoanEnded { .. } => "LoanEnded",
-        }
-    }
 }
 
 /// What can be asked of a member; the loan commands come from the book subscription and

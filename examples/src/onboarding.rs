@@ -24,7 +24,7 @@ pub fn onboarding_task_id(user_id: &str, index: usize) -> String {
 }
 
 /// What happened to a user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, DomainEvent)]
 pub enum UserEvent {
     /// The user signed up; the onboarding subscription reacts to it.
     UserCreated {
@@ -35,14 +35,6 @@ pub enum UserEvent {
         /// Their name.
         name: String,
     },
-}
-
-impl DomainEvent for UserEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            UserEvent::UserCreated { .. } => "UserCreated",
-        }
-    }
 }
 
 /// What can be asked of a user.
@@ -152,7 +144,7 @@ impl Aggregate for User {
 }
 
 /// What happened to a task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, DomainEvent)]
 pub enum TaskEvent {
     /// A task was given to a user.
     TaskCreated {
@@ -168,15 +160,6 @@ pub enum TaskEvent {
         /// The task.
         task_id: String,
     },
-}
-
-impl DomainEvent for TaskEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            TaskEvent::TaskCreated { .. } => "TaskCreated",
-            TaskEvent::TaskCompleted { .. } => "TaskCompleted",
-        }
-    }
 }
 
 /// What can be asked of a task.

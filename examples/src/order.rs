@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// What happened to an order; each variant is one fact with complete data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, DomainEvent)]
 pub enum OrderEvent {
     /// A customer placed the order for a total.
     OrderPlaced {
@@ -30,16 +30,6 @@ pub enum OrderEvent {
         /// Why, as told by whoever cancelled it.
         reason: String,
     },
-}
-
-impl DomainEvent for OrderEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            OrderEvent::OrderPlaced { .. } => "OrderPlaced",
-            OrderEvent::OrderCompleted { .. } => "OrderCompleted",
-            OrderEvent::OrderCancelled { .. } => "OrderCancelled",
-        }
-    }
 }
 
 /// What can be asked of an order; each accepted command records exactly one event.
