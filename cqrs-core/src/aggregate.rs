@@ -102,13 +102,35 @@ pub fn stream_id<A: Aggregate>(id: &str) -> String {
 /// Whether `stream_id` is a stream of aggregate `A` (`<A::TYPE>-<id>`), the test handlers and
 /// projections use to pick their aggregate's events out of the global log.
 pub fn is_stream_of<A: Aggregate>(stream_id: &str) -> bool {
-    stream_id
-        .strip_prefix(A::TYPE)
-        .is_some_and(|rest| rest.starts_with('-'))
+    aggregate_id::<A>(stream_id).is_some()
 }
 
 /// The aggregate id of a stream of aggregate `A` (`Cart-42` -> `42`), or `None` when the
 /// stream belongs to another aggregate type: the inverse of [`stream_id`].
 pub fn aggregate_id<A: Aggregate>(stream_id: &str) -> Option<&str> {
     stream_id.strip_prefix(A::TYPE)?.strip_prefix('-')
+}
+
+// The toy aggregate lives in the testing kit.
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::testing::toy::Tally;
+
+    #[test]
+    fn stream_names_and_aggregate_ids_are_inverses() {
+        assert_eq!(stream_id::<Tally>("42"), "Tally-42");
+        assert_eq!(aggregate_id::<Tally>(&stream_id::<Tally>("42")), Some("42"));
+        assert_eq!(aggregate_id::<Tally>("Tally-a-b"), Some("a-b"));
+        assert_eq!(aggregate_id::<Tally>("Tally-"), Some(""));
+        assert!(is_stream_of::<Tally>("Tally-42"));
+    }
+
+    #[test]
+    fn streams_of_other_aggregates_are_not_this_ones() {
+        for other in ["Tallying-1", "TallyBook-1", "Tally", "tally-1", "Cart-1", ""] {
+            assert_eq!(aggregate_id::<Tally>(other), None, "{other}");
+            assert!(!is_stream_of::<Tally>(other), "{other}");
+        }
+    }
 }
