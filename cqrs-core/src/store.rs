@@ -105,6 +105,15 @@ pub enum StoreError {
         /// What could not be read.
         reason: String,
     },
+    /// A read or write was asked with an argument no store accepts (a read limit of 0, an
+    /// empty filter, ...); nothing was read or changed.
+    #[error("invalid argument `{argument}`: {reason}")]
+    InvalidArgument {
+        /// The parameter, as named in the method's signature.
+        argument: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The store stayed locked by another writer for longer than its timeout allows.
     #[error("store busy: {reason}")]
     Busy {
