@@ -10,6 +10,13 @@ use std::fmt::Debug;
 /// (externally tagged) enum form: `event_type` must return the variant's serde name, so the
 /// type lives in its own column and old events can be upcast before they are deserialized.
 ///
+/// Events are values, so they compare with `PartialEq`: every append proves that the event
+/// reads back from its JSON equal to itself, and refuses it otherwise
+/// ([`EncodeError::NotReadBack`](crate::codec::EncodeError::NotReadBack)). JSON cannot hold
+/// everything a Rust value can: serde_json writes NaN and the infinities as `null`, and
+/// `Some(None)` of an `Option<Option<T>>` as `None`. Stored, such an event would fail every
+/// later load of its stream, or replay as another value; refused, nothing is appended.
+///
 /// Derive it (feature `derive`, on by default): `event_type` is then the variant name, and the
 /// serde attributes that would store another name or no name (`rename` on a variant,
 /// `rename_all`, `tag`, `content`, `untagged`) are refused at compile time.
@@ -21,7 +28,7 @@ use std::fmt::Debug;
 /// use cqrs_core::DomainEvent;
 /// use serde::{Deserialize, Serialize};
 ///
-/// #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
 /// enum AccountEvent {
 ///     Opened { owner: String },
 ///     #[domain_event(schema_version = 2)]
@@ -42,7 +49,7 @@ use std::fmt::Debug;
 /// use cqrs_core::DomainEvent;
 /// use serde::{Deserialize, Serialize};
 ///
-/// #[derive(Debug, Clone, Serialize, Deserialize)]
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 /// enum AccountEvent {
 ///     #[serde(rename = "Created")]
 ///     Opened { owner: String },
@@ -59,7 +66,7 @@ use std::fmt::Debug;
 /// }
 /// ```
 pub trait DomainEvent:
-    Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static
+    Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static
 {
     /// The variant's name, stored beside the payload so readers can route and upcast by it.
     fn event_type(&self) -> &'static str;
@@ -128,7 +135,14 @@ mod tests {
 
     #[test]
     fn streams_of_other_aggregates_are_not_this_ones() {
-        for other in ["Tallying-1", "TallyBook-1", "Tally", "tally-1", "Cart-1", ""] {
+        for other in [
+            "Tallying-1",
+            "TallyBook-1",
+            "Tally",
+            "tally-1",
+            "Cart-1",
+            "",
+        ] {
             assert_eq!(aggregate_id::<Tally>(other), None, "{other}");
             assert!(!is_stream_of::<Tally>(other), "{other}");
         }

@@ -29,6 +29,17 @@ pub enum EncodeError {
         /// The start of what was serialized.
         found: String,
     },
+    /// The event's JSON would not read back as the event: decoding it fails, or gives a value
+    /// that is not equal to it. serde_json writes NaN and the infinities as `null` and
+    /// `Some(None)` of an `Option<Option<T>>` as `None`; stored, such an event would fail
+    /// every later load of its stream (or replay as another value), so it is refused instead.
+    #[error("event `{event_type}` would not read back as itself from its JSON: {difference}")]
+    NotReadBack {
+        /// The event's type.
+        event_type: &'static str,
+        /// What differed, briefly: the decoder's error, or where the two values part.
+        difference: String,
+    },
 }
 
 /// Why a stored event could not be turned into the current event type.
@@ -62,7 +73,8 @@ pub enum DecodeCause {
     Upcast(#[from] UpcastError),
 }
 
-/// Serializes an event for appending, under a fresh event id.
+/// Serializes an event for appending, under a fresh event id, once it is proven to read
+/// back as itself ([`EncodeError::NotReadBack`] otherwise).
 ///
 /// Ids are UUIDv7 (time-ordered): consecutive appends then add to the right edge of the
 /// store's unique index on event ids instead of touching a random page of it per event.
@@ -74,6 +86,7 @@ pub fn encode<E: DomainEvent>(event: &E, metadata: &Metadata) -> Result<NewEvent
         event_type,
         found: json.chars().take(80).collect(),
     })?;
+    reads_back(event, &payload)?;
     Ok(NewEvent {
         event_id: Uuid::now_v7(),
         event_type: event_type.to_owned(),
@@ -81,6 +94,58 @@ pub fn encode<E: DomainEvent>(event: &E, metadata: &Metadata) -> Result<NewEvent
         payload,
         metadata: metadata.clone(),
     })
+}
+
+/// Decodes `payload` as `event` is decoded by every load of its stream (the current schema
+/// needs no upcaster) and compares: the check that keeps an event JSON cannot hold out of
+/// the store. It reads the text just written, so it costs one decode and one comparison.
+fn reads_back<E: DomainEvent>(event: &E, payload: &str) -> Result<(), EncodeError> {
+    let difference = match decode_current::<E>(event.event_type(), payload) {
+        Ok(back) if back == *event => return Ok(()),
+        Ok(back) => where_they_part(event, &back),
+        Err(error) => format!("its JSON {} does not decode: {error}", excerpt(payload, 0)),
+    };
+    Err(EncodeError::NotReadBack {
+        event_type: event.event_type(),
+        difference,
+    })
+}
+
+/// Characters of a value shown around the place where it differs.
+const SHOWN: usize = 48;
+
+/// Up to [`SHOWN`] characters of `text` from character `from`, with `…` where cut.
+fn excerpt(text: &str, from: usize) -> String {
+    let mut shown: String = text.chars().skip(from).take(SHOWN).collect();
+    if from > 0 {
+        shown.insert(0, '…');
+    }
+    if text.chars().count() > from + SHOWN {
+        shown.push('…');
+    }
+    format!("`{shown}`")
+}
+
+/// Where the `Debug` forms of the written and the read-back event part, briefly.
+fn where_they_part<E: DomainEvent>(written: &E, read: &E) -> String {
+    let (written, read) = (format!("{written:?}"), format!("{read:?}"));
+    if written == read {
+        return format!(
+            "it reads back as {}, which compares unequal",
+            excerpt(&read, 0)
+        );
+    }
+    let same = written
+        .chars()
+        .zip(read.chars())
+        .take_while(|(w, r)| w == r)
+        .count();
+    let from = same.saturating_sub(SHOWN / 2);
+    format!(
+        "it reads back as {}, not as {}",
+        excerpt(&read, from),
+        excerpt(&written, from)
+    )
 }
 
 /// `{"Type":<payload>}` gives `<payload>` (in the same buffer); a unit variant `"Type"`
@@ -136,11 +201,15 @@ pub fn decode<E: DomainEvent>(
         tagged.insert(current.event_type, current.payload);
         return serde_json::from_value(tagged.into()).map_err(|e| fail(e.into()));
     }
+    decode_current(&recorded.event_type, &recorded.payload).map_err(|e| fail(e.into()))
+}
+
+/// Deserializes a payload stored under the current schema (no upcaster applies).
+fn decode_current<E: DomainEvent>(event_type: &str, payload: &str) -> serde_json::Result<E> {
     E::deserialize(tagged::Tagged {
-        event_type: &recorded.event_type,
-        payload: &recorded.payload,
+        event_type,
+        payload,
     })
-    .map_err(|e| fail(e.into()))
 }
 
 /// Decodes a stored event together with its envelope.
@@ -512,7 +581,7 @@ mod tests {
         assert_eq!(decoded.0, json!({ "Shape": { "x": [1, 2], "y": "z" } }));
     }
 
-    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(tag = "type")]
     enum Internally {
         A { x: u32 },
@@ -536,6 +605,109 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    /// Values JSON cannot hold: floats and an option of an option.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    enum Measured {
+        Read { celsius: f64, ratio: f32 },
+        Set { limit: Option<Option<u32>> },
+    }
+    impl DomainEvent for Measured {
+        fn event_type(&self) -> &'static str {
+            match self {
+                Measured::Read { .. } => "Read",
+                Measured::Set { .. } => "Set",
+            }
+        }
+    }
+
+    fn not_read_back(event: &Measured) -> String {
+        match encode(event, &Metadata::new()) {
+            Err(EncodeError::NotReadBack {
+                event_type,
+                difference,
+            }) => {
+                assert_eq!(event_type, event.event_type());
+                difference
+            }
+            other => panic!("{event:?} was not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn non_finite_floats_are_refused_at_encode() {
+        for celsius in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let difference = not_read_back(&Measured::Read {
+                celsius,
+                ratio: 0.5,
+            });
+            assert!(difference.contains("does not decode"), "{difference}");
+            assert!(difference.contains("null"), "{difference}");
+        }
+        let difference = not_read_back(&Measured::Read {
+            celsius: 1.0,
+            ratio: f32::NAN,
+        });
+        assert!(difference.contains("does not decode"), "{difference}");
+    }
+
+    #[test]
+    fn some_none_is_refused_at_encode_saying_what_came_back() {
+        let difference = not_read_back(&Measured::Set { limit: Some(None) });
+        assert_eq!(
+            difference,
+            "it reads back as `Set { limit: None }`, not as `Set { limit: Some(None) }`"
+        );
+        let err = encode(&Measured::Set { limit: Some(None) }, &Metadata::new()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("event `Set` would not read back as itself from its JSON: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn what_json_holds_is_encoded_and_reads_back_equal() {
+        let events = [
+            Measured::Read {
+                celsius: -0.0,
+                ratio: f32::MAX,
+            },
+            Measured::Read {
+                celsius: f64::MIN_POSITIVE,
+                ratio: 1e-45,
+            },
+            Measured::Read {
+                celsius: 0.1 + 0.2,
+                ratio: f32::EPSILON,
+            },
+            Measured::Set { limit: None },
+            Measured::Set {
+                limit: Some(Some(0)),
+            },
+        ];
+        for event in events {
+            let new = encode(&event, &Metadata::new()).unwrap();
+            let back: Measured = decode(&stored(new), &Upcasters::new()).unwrap();
+            assert_eq!(back, event);
+        }
+    }
+
+    #[test]
+    fn where_they_part_shows_the_place_not_the_whole() {
+        let long = "x".repeat(200);
+        let written = Ev::Opened {
+            name: format!("{long}a{long}"),
+        };
+        let read = Ev::Opened {
+            name: format!("{long}b{long}"),
+        };
+        let difference = where_they_part(&written, &read);
+        assert!(difference.len() < 2 * SHOWN + 80, "{difference}");
+        let shown = "x".repeat(SHOWN / 2);
+        assert!(difference.contains(&format!("…{shown}b")), "{difference}");
+        assert!(difference.contains(&format!("…{shown}a")), "{difference}");
     }
 
     #[test]

@@ -80,6 +80,7 @@ fn trait_bounds(serde: &Path) -> WherePredicate {
             + #serde::de::DeserializeOwned
             + ::core::clone::Clone
             + ::core::fmt::Debug
+            + ::core::cmp::PartialEq
             + ::core::marker::Send
             + ::core::marker::Sync
             + 'static

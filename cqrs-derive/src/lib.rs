@@ -18,7 +18,7 @@ mod serde_attr;
 /// use cqrs_core::DomainEvent;
 /// use serde::{Deserialize, Serialize};
 ///
-/// #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
 /// #[domain_event(schema_version = 2)] // every variant's, unless it says otherwise
 /// enum CartEvent {
 ///     Opened,
