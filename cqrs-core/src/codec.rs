@@ -71,6 +71,19 @@ pub enum DecodeCause {
     /// An upcaster step failed.
     #[error("{0}")]
     Upcast(#[from] UpcastError),
+    /// The event was stored under a schema version above the one this code writes for its
+    /// type (a newer release wrote it) and no upcaster took it: read as current, it would
+    /// silently lose what the newer schema added.
+    #[error(
+        "stored under schema version {stored}, newer than this code, which writes version \
+         {current} of this event"
+    )]
+    NewerThanCode {
+        /// The schema version as stored (after any upcasting).
+        stored: u32,
+        /// The schema version this code writes for the decoded event.
+        current: u32,
+    },
 }
 
 /// Serializes an event for appending, under a fresh event id, once it is proven to read
@@ -177,6 +190,10 @@ fn strip_variant_tag(mut json: String, event_type: &str) -> Result<String, Strin
 
 /// Deserializes a stored event into the current event type, upcasting it first if a
 /// registered step accepts its type and schema version.
+///
+/// An event whose schema version (after upcasting) is above the one this code writes for it
+/// is refused ([`DecodeCause::NewerThanCode`]), never read as current. One below it that no
+/// step takes is read as stored: the weak schema (new fields take their defaults).
 pub fn decode<E: DomainEvent>(
     recorded: &RecordedEvent,
     upcasters: &Upcasters,
@@ -188,20 +205,30 @@ pub fn decode<E: DomainEvent>(
         schema_version: recorded.schema_version,
         cause,
     };
-    if upcasters.applies_to(&recorded.event_type, recorded.schema_version) {
-        let payload = serde_json::from_str(&recorded.payload).map_err(|e| fail(e.into()))?;
-        let current = upcasters
-            .upcast(RawEvent {
-                event_type: recorded.event_type.clone(),
-                schema_version: recorded.schema_version,
-                payload,
-            })
-            .map_err(|e| fail(e.into()))?;
-        let mut tagged = serde_json::Map::with_capacity(1);
-        tagged.insert(current.event_type, current.payload);
-        return serde_json::from_value(tagged.into()).map_err(|e| fail(e.into()));
+    let (event, stored): (E, u32) =
+        if upcasters.applies_to(&recorded.event_type, recorded.schema_version) {
+            let payload = serde_json::from_str(&recorded.payload).map_err(|e| fail(e.into()))?;
+            let current = upcasters
+                .upcast(RawEvent {
+                    event_type: recorded.event_type.clone(),
+                    schema_version: recorded.schema_version,
+                    payload,
+                })
+                .map_err(|e| fail(e.into()))?;
+            let mut tagged = serde_json::Map::with_capacity(1);
+            tagged.insert(current.event_type, current.payload);
+            let event = serde_json::from_value(tagged.into()).map_err(|e| fail(e.into()))?;
+            (event, current.schema_version)
+        } else {
+            let event = decode_current(&recorded.event_type, &recorded.payload)
+                .map_err(|e| fail(e.into()))?;
+            (event, recorded.schema_version)
+        };
+    let current = event.schema_version();
+    if stored > current {
+        return Err(fail(DecodeCause::NewerThanCode { stored, current }));
     }
-    decode_current(&recorded.event_type, &recorded.payload).map_err(|e| fail(e.into()))
+    Ok(event)
 }
 
 /// Deserializes a payload stored under the current schema (no upcaster applies).
@@ -725,12 +752,101 @@ mod tests {
         assert!(matches!(err.cause, DecodeCause::Json(_)));
     }
 
+    /// `Ev` as stored at schema `schema_version`, version 4 of stream S-1.
+    fn opened_at_schema(schema_version: u32, payload: &str) -> RecordedEvent {
+        let mut recorded = stored(encode(&Ev::Closed, &Metadata::new()).unwrap());
+        recorded.event_type = "Opened".into();
+        recorded.schema_version = schema_version;
+        recorded.payload = payload.into();
+        recorded
+    }
+
+    #[test]
+    fn an_event_from_a_newer_schema_is_refused_not_read_as_current() {
+        // Written by a release whose `Opened` also has an `owner`: read as schema 1, the
+        // owner would silently vanish.
+        let recorded = opened_at_schema(2, r#"{"name":"n","owner":"ann"}"#);
+        let err = decode::<Ev>(&recorded, &Upcasters::new()).unwrap_err();
+        assert!(
+            matches!(
+                err.cause,
+                DecodeCause::NewerThanCode {
+                    stored: 2,
+                    current: 1
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            (err.stream_id.as_str(), err.version, err.schema_version),
+            ("S-1", 4, 2)
+        );
+        assert_eq!(
+            err.to_string(),
+            "cannot decode event `Opened` (schema 2) at stream `S-1` version 4: stored under \
+             schema version 2, newer than this code, which writes version 1 of this event"
+        );
+        let envelope = decode_envelope::<Ev>(recorded, &Upcasters::new()).unwrap_err();
+        assert!(matches!(envelope.cause, DecodeCause::NewerThanCode { .. }));
+    }
+
+    #[test]
+    fn the_version_after_upcasting_is_the_one_compared() {
+        let recorded = opened_at_schema(7, r#"{"name":"n"}"#);
+        let to = |schema_version: u32| {
+            Upcasters::new().with("Opened", 7, move |mut e| {
+                e.schema_version = schema_version;
+                Ok(e)
+            })
+        };
+        let err = decode::<Ev>(&recorded, &to(3)).unwrap_err();
+        assert!(
+            matches!(
+                err.cause,
+                DecodeCause::NewerThanCode {
+                    stored: 3,
+                    current: 1
+                }
+            ),
+            "{err}"
+        );
+        let event: Ev = decode(&recorded, &to(1)).unwrap();
+        assert_eq!(event, Ev::Opened { name: "n".into() });
+    }
+
+    #[test]
+    fn an_older_schema_no_step_takes_is_read_by_the_weak_schema() {
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        enum Later {
+            Opened {
+                name: String,
+                #[serde(default)]
+                owner: Option<String>,
+            },
+        }
+        impl DomainEvent for Later {
+            fn event_type(&self) -> &'static str {
+                "Opened"
+            }
+            fn schema_version(&self) -> u32 {
+                3
+            }
+        }
+        let recorded = opened_at_schema(1, r#"{"name":"n"}"#);
+        let event: Later = decode(&recorded, &Upcasters::new()).unwrap();
+        let expected = Later::Opened {
+            name: "n".into(),
+            owner: None,
+        };
+        assert_eq!(event, expected);
+    }
+
     #[test]
     fn upcasters_rename_and_reshape_before_deserializing() {
         let upcasters = Upcasters::new().with("Created", 1, |e| {
             Ok(RawEvent {
                 event_type: "Opened".into(),
-                schema_version: 2,
+                schema_version: 1,
                 payload: json!({ "name": e.payload["title"] }),
             })
         });

@@ -35,8 +35,11 @@ const MAX_STEPS: usize = 64;
 ///
 /// Reading an event runs the step registered for its type and version, then the step for
 /// what that returned, and so on until no step matches; the result is deserialized into the
-/// current event enum. Prefer a weak schema (`#[serde(default)]` on new fields) and add a step
-/// only for what it cannot express: a rename, a reshaped field, a split value.
+/// current event enum. The chain ends at most at the version the code writes: an event still
+/// above it is refused as newer than the code
+/// ([`DecodeCause::NewerThanCode`](crate::codec::DecodeCause::NewerThanCode)). Prefer a weak
+/// schema (`#[serde(default)]` on new fields) and add a step only for what it cannot express:
+/// a rename, a reshaped field, a split value.
 #[derive(Default)]
 pub struct Upcasters {
     steps: HashMap<String, HashMap<u32, Step>>,
