@@ -119,7 +119,7 @@ pub fn aggregate_id<A: Aggregate>(stream_id: &str) -> Option<&str> {
 }
 
 // The toy aggregate lives in the testing kit.
-#[cfg(all(test, feature = "testing"))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::toy::Tally;
