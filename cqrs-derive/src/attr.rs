@@ -1,6 +1,7 @@
-//! `#[domain_event(schema_version = N)]`: the derive's own attribute, on the enum or a variant.
+//! `#[domain_event(schema_version = N)]`, on the enum or a variant, and
+//! `#[domain_event(crate = "path")]`, on the enum: the derive's own attribute.
 
-use syn::{Attribute, LitInt};
+use syn::{Attribute, LitInt, LitStr, Path};
 
 /// The attribute's name, as it is declared on the derive.
 const NAME: &str = "domain_event";
@@ -10,6 +11,8 @@ const NAME: &str = "domain_event";
 pub(crate) struct DomainEventAttr {
     /// `schema_version = N`: the version written for the variant(s) it covers.
     pub schema_version: Option<u32>,
+    /// `crate = "path"`: where `cqrs-core` is, for a crate that renamed the dependency.
+    pub krate: Option<Path>,
 }
 
 impl DomainEventAttr {
@@ -18,9 +21,17 @@ impl DomainEventAttr {
         let mut parsed = Self::default();
         for attr in attrs.iter().filter(|attr| attr.path().is_ident(NAME)) {
             attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("crate") {
+                    if parsed.krate.is_some() {
+                        return Err(meta.error("`crate` is given twice here: keep one"));
+                    }
+                    parsed.krate = Some(meta.value()?.parse::<LitStr>()?.parse()?);
+                    return Ok(());
+                }
                 if !meta.path.is_ident("schema_version") {
                     return Err(meta.error(
-                        "unknown `domain_event` key: the only key is `schema_version = N`",
+                        "unknown `domain_event` key: the keys are `schema_version = N` and, on \
+                         the enum, `crate = \"path\"`",
                     ));
                 }
                 if parsed.schema_version.is_some() {
@@ -31,6 +42,18 @@ impl DomainEventAttr {
             })?;
         }
         Ok(parsed)
+    }
+
+    /// Refuses `crate = "..."` on a variant: the path is the enum's, one for every arm.
+    pub(crate) fn refuse_crate_on_variant(&self) -> syn::Result<()> {
+        match &self.krate {
+            Some(path) => Err(syn::Error::new_spanned(
+                path,
+                "`crate = \"...\"` names where cqrs-core is for the whole enum: put it on the \
+                 enum, not on a variant",
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Refuses `#[domain_event]` where it means nothing (on a field), rather than ignore it.

@@ -24,14 +24,21 @@ pub(crate) fn domain_event(input: &DeriveInput) -> syn::Result<TokenStream> {
     refusals.note(no_lifetimes(input));
     refusals.note(some_variants(input, data));
     let enum_version = enum_attr
+        .as_ref()
         .and_then(|attr| attr.schema_version)
         .unwrap_or(DEFAULT_SCHEMA_VERSION);
+    let cqrs_core: Path = enum_attr
+        .and_then(|attr| attr.krate)
+        .unwrap_or_else(|| parse_quote!(::cqrs_core));
 
     let mut type_arms = Vec::with_capacity(data.variants.len());
     let mut version_arms = Vec::with_capacity(data.variants.len());
     for variant in &data.variants {
         refusals.note(serde_attr::check_variant(&variant.attrs));
         let variant_attr = refusals.note(DomainEventAttr::parse(&variant.attrs));
+        if let Some(attr) = &variant_attr {
+            refusals.note(attr.refuse_crate_on_variant());
+        }
         for field in &variant.fields {
             refusals.note(DomainEventAttr::refuse_on_field(&field.attrs));
         }
@@ -56,7 +63,7 @@ pub(crate) fn domain_event(input: &DeriveInput) -> syn::Result<TokenStream> {
     let (impl_generics, type_generics, where_clause) = generics.split_for_impl();
     Ok(quote! {
         #[automatically_derived]
-        impl #impl_generics ::cqrs_core::DomainEvent for #name #type_generics #where_clause {
+        impl #impl_generics #cqrs_core::DomainEvent for #name #type_generics #where_clause {
             fn event_type(&self) -> &'static str {
                 match self {
                     #(#type_arms,)*

@@ -38,10 +38,15 @@ mod serde_attr;
 /// `u32::MAX`. Type parameters are allowed: the impl applies where the enum meets
 /// `DomainEvent`'s bounds (serde's path is taken from `#[serde(crate = "...")]` if set).
 ///
+/// A crate that renamed its dependency on `cqrs-core` says where it is with
+/// `#[domain_event(crate = "path")]` on the enum (the generated impl names `::cqrs_core`
+/// otherwise).
+///
 /// Refused, each with a message saying what to do instead: anything but an enum with at least
 /// one variant; lifetime parameters; `#[serde(rename_all, tag, content, untagged)]` on the
-/// enum; `#[serde(rename, untagged)]` on a variant; and `#[domain_event]` with an unknown or
-/// repeated key, a bad version, or on a field. `#[serde(alias)]` is fine: it only widens what
+/// enum; `#[serde(rename, untagged, skip, skip_serializing, skip_deserializing)]` on a
+/// variant; and `#[domain_event]` with an unknown or repeated key, a bad version, `crate` on a
+/// variant, or on a field. `#[serde(alias)]` is fine: it only widens what
 /// deserializes, so a renamed variant can keep reading events stored under its old name. So is
 /// `#[serde(rename)]` on the enum itself, which JSON never writes. When the stored names must
 /// differ from the variant names, implement `DomainEvent` by hand.

@@ -45,6 +45,11 @@ fn variant_refusal(key: &str) -> Option<&'static str> {
             "`#[serde(untagged)]` stores this variant without its name, so it could not be read \
              back by its type: remove `untagged`"
         }
+        "skip" | "skip_deserializing" | "skip_serializing" => {
+            "`#[serde(skip)]` on a variant makes its events impossible to store or to read back \
+             (appended, then every load of the stream fails): remove it; to stop recording an \
+             event, stop returning it from `handle`"
+        }
         _ => return None,
     })
 }

@@ -181,3 +181,28 @@ fn an_alias_reads_events_stored_under_a_variants_old_name() {
     assert_eq!(back, Accepted::Opened);
     assert_eq!(back.event_type(), "Opened");
 }
+
+/// Stands in for `cqrs-core` reached under another name: a trait of the same shape, so the
+/// impl compiles only if the derive names the path it is given.
+mod renamed {
+    pub trait DomainEvent {
+        fn event_type(&self) -> &'static str;
+        fn schema_version(&self) -> u32;
+    }
+}
+
+#[derive(Debug, cqrs_core::DomainEvent)]
+#[domain_event(crate = "renamed", schema_version = 2)]
+enum ThroughARenamedDependency {
+    Happened,
+}
+
+#[test]
+fn a_renamed_dependency_is_named_with_crate() {
+    let event = ThroughARenamedDependency::Happened;
+    let named = (
+        renamed::DomainEvent::event_type(&event),
+        renamed::DomainEvent::schema_version(&event),
+    );
+    assert_eq!(named, ("Happened", 2));
+}
