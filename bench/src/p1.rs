@@ -84,7 +84,7 @@ impl Projection for CartEventCounts {
 #[derive(Clone, Default)]
 struct CountCartEvents(Arc<AtomicU64>);
 
-#[async_trait::async_trait]
+#[cqrs_core::async_trait]
 impl EventHandler for CountCartEvents {
     type Aggregate = Cart;
 

@@ -6,11 +6,11 @@ mod strategies;
 
 use cqrs_core::stream_id;
 use cqrs_core::testing::properties::block_on;
+use cqrs_core::testing::proptest::prelude::*;
 use cqrs_core::{Aggregate, EventStore, Repository, RepositoryError};
 use cqrs_examples::cart::{Cart, CartCommand, Line};
 use cqrs_memory::MemoryStore;
 use cqrs_sqlite::SqliteStore;
-use proptest::prelude::*;
 use strategies::cart_command;
 
 /// Carts the generated commands spread over: more than a cache of 4 holds, so entries are

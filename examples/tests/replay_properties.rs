@@ -5,12 +5,12 @@
 mod strategies;
 
 use cqrs_core::testing::properties::{block_on, check_event_round_trip, check_replay};
+use cqrs_core::testing::proptest::prelude::*;
 use cqrs_core::Aggregate;
 use cqrs_examples::cart::Cart;
 use cqrs_examples::order::Order;
 use cqrs_memory::MemoryStore;
 use cqrs_sqlite::SqliteStore;
-use proptest::prelude::*;
 use std::fmt::Debug;
 use strategies::{cart_command, cart_event, order_command, order_event};
 

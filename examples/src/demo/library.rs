@@ -4,7 +4,7 @@
 
 use super::{describe, run_command, session_tag, DemoError, Output, USER_KEY};
 use crate::library::{Book, BookCommand, BookError, BookEvent, Member, MemberCommand};
-use async_trait::async_trait;
+use cqrs_core::async_trait;
 use cqrs_core::{
     stream_id, CheckpointStore, Committed, DomainEvent, EventEnvelope, EventHandler, EventOf,
     EventStore, HandlerConsumer, HandlerError, Metadata, RecordedEvent, Repository,

@@ -7,7 +7,7 @@ use super::{describe, session_tag, DemoError, Output};
 use crate::onboarding::{
     onboarding_task_id, Task, TaskCommand, User, UserCommand, UserEvent, ONBOARDING_TASKS,
 };
-use async_trait::async_trait;
+use cqrs_core::async_trait;
 use cqrs_core::{
     stream_id, EventEnvelope, EventHandler, EventOf, EventStore, HandlerConsumer, HandlerError,
     Metadata, RecordedEvent, Repository, Subscription,

@@ -5,7 +5,7 @@
 
 use super::{session_tag, DemoError, Output};
 use crate::order::{Order, OrderCommand, OrderEvent, OrderReadModel, OrderStatus};
-use async_trait::async_trait;
+use cqrs_core::async_trait;
 use cqrs_core::{EventHandler, EventOf, HandlerError, Repository, RepositoryError, StoreError};
 use cqrs_sqlite::rusqlite::{params, Connection, OptionalExtension};
 use cqrs_sqlite::{ProjectedEvent, Projection, SqliteStore};

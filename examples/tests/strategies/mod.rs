@@ -5,9 +5,9 @@
 // would be reported as dead code in that crate.
 #![allow(dead_code)]
 
+use cqrs_core::testing::proptest::prelude::*;
 use cqrs_examples::cart::{CartCommand, CartEvent};
 use cqrs_examples::order::{OrderCommand, OrderEvent};
-use proptest::prelude::*;
 
 /// A few item ids, so removes and updates sometimes find their item and sometimes miss.
 pub fn item_id() -> impl Strategy<Value = String> {
