@@ -709,6 +709,11 @@ mod tests {
                 celsius: 0.1 + 0.2,
                 ratio: f32::EPSILON,
             },
+            // Read back one bit off without serde_json's `float_roundtrip` (then refused).
+            Measured::Read {
+                celsius: 4.586070382830824e107,
+                ratio: 1.0,
+            },
             Measured::Set { limit: None },
             Measured::Set {
                 limit: Some(Some(0)),
