@@ -95,13 +95,20 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// A stored event's envelope cannot be read (its payload is the codec's business).
-    #[error("stored event at stream `{stream_id}` version {version} is unreadable: {reason}")]
+    /// A stored event's envelope cannot be read, or a stream's stored versions are not
+    /// 1..n (its payload is the codec's business).
+    #[error(
+        "stored event at stream `{stream_id}` version {version}{} is unreadable: {reason}",
+        describe_position(.position)
+    )]
     Corrupt {
-        /// The stream of the damaged event.
+        /// The stream of the damaged event (empty when the stream id itself is unreadable).
         stream_id: String,
-        /// Its version.
+        /// Its version (0 when the version itself is unreadable), or the version missing.
         version: u64,
+        /// Its place in the global log, where it can be read (`None` for an event that is
+        /// missing, or whose position is itself damaged).
+        position: Option<u64>,
         /// What could not be read.
         reason: String,
     },
@@ -137,6 +144,13 @@ pub enum StoreError {
     /// Any other backend failure (I/O, a closed store, an incompatible file, ...).
     #[error("event store backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn describe_position(position: &Option<u64>) -> String {
+    match position {
+        Some(position) => format!(" (position {position})"),
+        None => String::new(),
+    }
 }
 
 fn describe_version(version: &Option<u64>) -> String {

@@ -238,9 +238,10 @@ async fn a_damaged_envelope_is_a_corrupt_error_naming_stream_and_version() {
         Err(StoreError::Corrupt {
             stream_id,
             version,
+            position,
             reason,
         }) => {
-            assert_eq!((stream_id.as_str(), version), ("s", 2));
+            assert_eq!((stream_id.as_str(), version, position), ("s", 2, Some(2)));
             assert!(reason.contains("metadata"), "{reason}");
         }
         other => panic!("expected Corrupt, got {other:?}"),

@@ -48,6 +48,7 @@ pub(crate) fn stream_version(
             convert(version, "version").map_err(|e| StoreError::Corrupt {
                 stream_id: stream_id.to_owned(),
                 version: 0,
+                position: None,
                 reason: format!("its latest version: {e}"),
             })
         })
@@ -139,13 +140,17 @@ pub(crate) fn select(conn: &Connection, page: &Page) -> Result<Vec<RecordedEvent
     Ok(events)
 }
 
-/// Decodes one row; a damaged envelope is a `Corrupt` error naming stream and version
-/// (version 0 when the version itself is what is damaged).
+/// Decodes one row; a damaged envelope is a `Corrupt` error naming stream, version and
+/// position (version 0 when the version itself is what is damaged, no position when the
+/// position is).
 ///
 /// Text columns are copied once, straight from SQLite's buffer into the event's `String`s;
 /// metadata is parsed from that buffer without a copy. A stream read passes the stream id
 /// it asked for (`known_stream`), saving a column read and its UTF-8 check per row.
 fn recorded_event(row: &Row<'_>, known_stream: Option<&str>) -> Result<RecordedEvent, StoreError> {
+    // The rowid, always an integer: read first, to name the row in every error.
+    let stored_position: i64 = row.get(0).map_err(store_error)?;
+    let position: Option<u64> = convert(stored_position, "position").ok();
     let stream_id: String = match known_stream {
         Some(stream_id) => stream_id.to_owned(),
         None => row.get(1).map_err(store_error)?,
@@ -154,11 +159,13 @@ fn recorded_event(row: &Row<'_>, known_stream: Option<&str>) -> Result<RecordedE
     let version = convert(stored_version, "version").map_err(|e| StoreError::Corrupt {
         stream_id: stream_id.clone(),
         version: 0,
+        position,
         reason: e.to_string(),
     })?;
     let corrupt = |reason: String| StoreError::Corrupt {
         stream_id: stream_id.clone(),
         version,
+        position,
         reason,
     };
     let bytes = |index: usize, name: &str| -> Result<&[u8], StoreError> {
@@ -199,8 +206,8 @@ fn recorded_event(row: &Row<'_>, known_stream: Option<&str>) -> Result<RecordedE
         .map_err(|e| corrupt(format!("recorded_at: {e}")))?;
     let recorded_at = DateTime::from_timestamp_micros(micros)
         .ok_or_else(|| corrupt(format!("recorded_at {micros} is out of range")))?;
-    let position: i64 = row.get(0).map_err(store_error)?;
-    let position = convert(position, "position").map_err(|e| corrupt(e.to_string()))?;
+    let position =
+        position.ok_or_else(|| corrupt(format!("position {stored_position} is out of range")))?;
     Ok(RecordedEvent {
         stream_id,
         version,
