@@ -33,10 +33,15 @@ pub fn recorded_now() -> DateTime<Utc> {
 ///
 /// The two shapes nearly every event carries, `{}` and a lone correlation id (what
 /// `Repository::execute` writes), are read without serde, because parsing metadata is a
-/// large share of the cost of replaying a stream. Anything else goes through serde.
+/// large share of the cost of replaying a stream. Anything else goes through serde, after
+/// a check that it is a JSON object: serde would read an array as metadata with every
+/// field missing, silently losing the correlation id.
 pub fn decode_metadata(json: &[u8]) -> serde_json::Result<Metadata> {
     if json == b"{}" {
         return Ok(Metadata::default());
+    }
+    if json.trim_ascii_start().first() != Some(&b'{') {
+        return Err(serde::de::Error::custom("metadata is not a JSON object"));
     }
     let lone_correlation = json
         .strip_prefix(b"{\"correlation_id\":\"")
@@ -90,6 +95,18 @@ mod tests {
             assert!(decode_metadata(text.as_bytes()).is_err(), "{text}");
             assert!(serde_json::from_str::<Metadata>(text).is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn metadata_that_is_not_a_json_object_is_refused() {
+        for text in ["[]", " [\"correlation_id\"]", "null", "7", "\"{}\""] {
+            let error = decode_metadata(text.as_bytes()).unwrap_err();
+            assert!(
+                error.to_string().contains("not a JSON object"),
+                "{text}: {error}"
+            );
+        }
+        assert_eq!(decode_metadata(b" { }").unwrap(), Metadata::default());
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //!   queue for the write lock instead of failing with "database is locked".
 //! - A versioned schema migrated on open: `UNIQUE(stream_id, version)`, `UNIQUE(event_id)`,
 //!   and triggers that refuse UPDATE and DELETE on stored events.
+//! - Damaged rows are [`StoreError::Corrupt`](cqrs_core::StoreError::Corrupt), naming
+//!   stream, version and position; so is an event a stream's reads can no longer find.
 //! - Snapshots (`SnapshotStore`) in table `snapshots`, the latest per stream; subscription
 //!   checkpoints (`CheckpointStore`) in table `checkpoints`.
 //! - Read models in the same file ([`Projection`]): inline, in the append's transaction, or

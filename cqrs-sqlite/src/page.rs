@@ -3,7 +3,7 @@
 //! SQL that reads a page is in `sql::events`, the threads that read it in `run::paging`.
 
 use crate::integer::convert;
-use cqrs_core::RecordedEvent;
+use cqrs_core::{RecordedEvent, StoreError};
 
 /// Which events a read asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +128,78 @@ impl Page {
     }
 }
 
+impl Page {
+    /// Checks that `events`, read for this page of a stream whose highest version was
+    /// `last` just before the read (`None`: no event), are that stream's versions without
+    /// a gap: a stream holds exactly versions 1..n, and a version missing from a read is
+    /// an event whose stream id or version was damaged, which the read's `WHERE` no longer
+    /// matches. `Corrupt` names the first version missing. Global pages are not checked:
+    /// positions may have gaps.
+    ///
+    /// Versions are never removed and only ever added past `last`, so every version up to
+    /// `last` was there when the read ran, whatever was appended since.
+    pub fn check_versions(
+        &self,
+        events: &[RecordedEvent],
+        last: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let (stream_id, forward, from) = match &self.range {
+            Range::StreamForward { stream_id, from } => (stream_id, true, *from),
+            Range::StreamBackward { stream_id, from } => (stream_id, false, *from),
+            Range::Global { .. } => return Ok(()),
+        };
+        let last = last.unwrap_or(0);
+        let missing = |version: u64, found: String| StoreError::Corrupt {
+            stream_id: stream_id.clone(),
+            version,
+            position: None,
+            reason: format!("version {version} is missing: {found}"),
+        };
+        let versions = events.iter().map(|event| event.version);
+        let short = events.len() < self.limit;
+        if forward {
+            let mut expected = from.max(1);
+            for version in versions {
+                if version != expected {
+                    return Err(missing(expected, format!("the read found {version} there")));
+                }
+                expected = expected.saturating_add(1);
+            }
+            if short && expected <= last {
+                return Err(missing(
+                    expected,
+                    format!("the read ended before it, and the stream's last version is {last}"),
+                ));
+            }
+        } else {
+            let top = from.min(last);
+            let mut expected = match events.first() {
+                Some(first) if first.version >= top => first.version,
+                Some(first) => {
+                    return Err(missing(
+                        top,
+                        format!("the read started at {}", first.version),
+                    ))
+                }
+                None => top,
+            };
+            for version in versions {
+                if version != expected {
+                    return Err(missing(expected, format!("the read found {version} there")));
+                }
+                expected = expected.saturating_sub(1);
+            }
+            if short && expected >= 1 {
+                return Err(missing(
+                    expected,
+                    "the read ended before it, and a stream starts at version 1".to_owned(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +267,79 @@ mod tests {
         let (low, high) = global(100, 1001).split_at(500).unwrap();
         assert_eq!((low, high), (global(100, 500), global(600, 501)));
         assert_eq!(global(u64::MAX, 10).split_at(5), None);
+    }
+
+    fn stream(forward: bool, from: u64, limit: usize) -> Page {
+        let stream_id = "s".to_owned();
+        let range = if forward {
+            Range::StreamForward { stream_id, from }
+        } else {
+            Range::StreamBackward { stream_id, from }
+        };
+        Page { range, limit }
+    }
+
+    /// The version a check reports missing (`None`: the read is whole).
+    fn missing(page: &Page, versions: &[u64], last: Option<u64>) -> Option<u64> {
+        let events: Vec<_> = versions.iter().map(|&v| event("s", v, v)).collect();
+        match page.check_versions(&events, last) {
+            Ok(()) => None,
+            Err(StoreError::Corrupt {
+                version, position, ..
+            }) => {
+                assert_eq!(position, None);
+                Some(version)
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn a_stream_read_must_be_its_versions_without_a_gap() {
+        let forward = stream(true, 1, 10);
+        assert_eq!(missing(&forward, &[1, 2, 3], Some(3)), None);
+        assert_eq!(
+            missing(&forward, &[1, 2, 3, 4], Some(3)),
+            None,
+            "appended since"
+        );
+        assert_eq!(missing(&forward, &[], None), None, "an unknown stream");
+        assert_eq!(missing(&forward, &[1, 3], Some(3)), Some(2));
+        assert_eq!(missing(&forward, &[2, 3], Some(3)), Some(1));
+        assert_eq!(missing(&forward, &[1, 2], Some(3)), Some(3), "ended early");
+        assert_eq!(missing(&forward, &[], Some(3)), Some(1));
+        assert_eq!(missing(&stream(true, 0, 2), &[1, 2], Some(9)), None, "full");
+        assert_eq!(missing(&stream(true, 5, 2), &[6, 7], Some(9)), Some(5));
+        assert_eq!(
+            missing(&stream(true, 5, 2), &[], Some(4)),
+            None,
+            "past the end"
+        );
+
+        let backward = stream(false, u64::MAX, 10);
+        assert_eq!(missing(&backward, &[3, 2, 1], Some(3)), None);
+        assert_eq!(
+            missing(&backward, &[4, 3, 2, 1], Some(3)),
+            None,
+            "appended since"
+        );
+        assert_eq!(missing(&backward, &[], None), None);
+        assert_eq!(missing(&backward, &[2, 1], Some(3)), Some(3));
+        assert_eq!(missing(&backward, &[3, 1], Some(3)), Some(2));
+        assert_eq!(missing(&backward, &[3, 2], Some(3)), Some(1), "ended early");
+        assert_eq!(missing(&backward, &[], Some(3)), Some(3));
+        assert_eq!(missing(&stream(false, 2, 5), &[2, 1], Some(3)), None);
+        assert_eq!(missing(&stream(false, 3, 1), &[2], Some(3)), Some(3));
+        assert_eq!(
+            missing(&stream(false, 9, 2), &[3, 2], Some(3)),
+            None,
+            "full"
+        );
+        assert_eq!(
+            missing(&stream(false, 0, 2), &[], Some(3)),
+            None,
+            "before 1"
+        );
+        assert!(global(1, 5).check_versions(&[], Some(3)).is_ok());
     }
 }

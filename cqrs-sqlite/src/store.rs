@@ -152,8 +152,26 @@ impl SqliteStore {
             .await
     }
 
+    /// Reads a page, with the checks that find the events its `WHERE` cannot see: for a
+    /// stream, its ends before the read and the versions' continuity after; for the log,
+    /// no row placed before the first position.
     async fn read(&self, range: Range, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.pages.read(Page { range, limit }).await
+        let page = Page { range, limit };
+        let stream_id = match &page.range {
+            Range::StreamForward { stream_id, .. } | Range::StreamBackward { stream_id, .. } => {
+                stream_id
+            }
+            Range::Global { .. } => {
+                self.readers.inline(events::check_positions)?;
+                return self.pages.read(page).await;
+            }
+        };
+        let last = self
+            .readers
+            .inline(|conn| events::stream_ends(conn, stream_id))?;
+        let events = self.pages.read(page.clone()).await?;
+        page.check_versions(&events, last)?;
+        Ok(events)
     }
 }
 

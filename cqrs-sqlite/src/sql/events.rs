@@ -34,25 +34,87 @@ const STREAM_BACKWARD: &str =
 /// Every event from a position on, in global order.
 const GLOBAL_FORWARD: &str = select_events!("WHERE position >= ?1 ORDER BY position LIMIT ?2");
 
+/// The stream's row with the highest version, by SQLite's order (text and blobs after
+/// every number): its current version, if that reads as one.
+const STREAM_LAST: &str =
+    "SELECT version, position FROM events WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1";
+
+/// The rows that tell whether a stream's versions can be read at all, one index seek each:
+/// its lowest version by SQLite's order (NULL before every number, so a NULL, zero or
+/// negative version is first), its highest (text and blobs after every number), and a row
+/// whose stream id is the same text stored as a blob (which `stream_id = ?1` never
+/// matches). Tagged 0, 1 and 2.
+const STREAM_ENDS: &str = "\
+    SELECT 0, version, position FROM (SELECT version, position FROM events \
+        WHERE stream_id = ?1 ORDER BY version LIMIT 1) \
+    UNION ALL SELECT 1, version, position FROM (SELECT version, position FROM events \
+        WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1) \
+    UNION ALL SELECT 2, version, position FROM (SELECT version, position FROM events \
+        WHERE stream_id = CAST(?1 AS BLOB) LIMIT 1)";
+
+/// The first row placed before every valid position, where a global read never looks.
+const MISPLACED: &str = select_events!("WHERE position < 1 ORDER BY position LIMIT 1");
+
 /// The stream's current version (`None`: never written); appends are checked against it.
+/// A highest version that is not a valid one is `Corrupt`.
 pub(crate) fn stream_version(
     conn: &Connection,
     stream_id: &str,
 ) -> Result<Option<u64>, StoreError> {
-    let version: Option<i64> = conn
-        .prepare_cached("SELECT MAX(version) FROM events WHERE stream_id = ?1")
-        .and_then(|mut statement| statement.query_row([stream_id], |row| row.get(0)))
-        .map_err(store_error)?;
-    version
-        .map(|version| {
-            convert(version, "version").map_err(|e| StoreError::Corrupt {
-                stream_id: stream_id.to_owned(),
-                version: 0,
-                position: None,
-                reason: format!("its latest version: {e}"),
-            })
-        })
-        .transpose()
+    let mut statement = conn.prepare_cached(STREAM_LAST).map_err(store_error)?;
+    let mut rows = statement.query([stream_id]).map_err(store_error)?;
+    match rows.next().map_err(store_error)? {
+        None => Ok(None),
+        Some(row) => {
+            let (version, position) = (column(row, 0)?, column(row, 1)?);
+            valid_version(stream_id, version, position).map(Some)
+        }
+    }
+}
+
+/// Checks what a stream read cannot see for itself, before it runs: that the stream's
+/// lowest and highest versions are valid ones (so that none is NULL, out of range or of
+/// another type: those sort first or last), and that none of its events has its stream id
+/// stored as a blob. Returns the stream's current version (`None`: never written). A
+/// version missing between them is what the read's own check finds
+/// ([`Page::check_versions`]).
+pub(crate) fn stream_ends(conn: &Connection, stream_id: &str) -> Result<Option<u64>, StoreError> {
+    let mut statement = conn.prepare_cached(STREAM_ENDS).map_err(store_error)?;
+    let mut rows = statement.query([stream_id]).map_err(store_error)?;
+    let mut last = None;
+    while let Some(row) = rows.next().map_err(store_error)? {
+        let tag: i64 = row.get(0).map_err(store_error)?;
+        let (version, position) = (column(row, 1)?, column(row, 2)?);
+        match tag {
+            0 => {
+                valid_version(stream_id, version, position)?;
+            }
+            1 => last = Some(valid_version(stream_id, version, position)?),
+            _ => {
+                return Err(StoreError::Corrupt {
+                    stream_id: stream_id.to_owned(),
+                    version: read_version(version).unwrap_or(0),
+                    position: read_position(position).ok(),
+                    reason: "stream_id is stored as a blob, not text, so reads of its stream \
+                             cannot find the event"
+                        .to_owned(),
+                });
+            }
+        }
+    }
+    Ok(last)
+}
+
+/// Checks that no row sits before the first valid position, where every global read
+/// starts: such a row would be missing from the log without a trace.
+pub(crate) fn check_positions(conn: &Connection) -> Result<(), StoreError> {
+    let mut statement = conn.prepare_cached(MISPLACED).map_err(store_error)?;
+    let mut rows = statement.query([]).map_err(store_error)?;
+    match rows.next().map_err(store_error)? {
+        None => Ok(()),
+        // `identify` refuses the row's position; the rest of it does not matter.
+        Some(row) => identify(row, None).map(drop),
+    }
 }
 
 /// Checks the expected version and inserts the events, inside the caller's savepoint.
@@ -140,41 +202,162 @@ pub(crate) fn select(conn: &Connection, page: &Page) -> Result<Vec<RecordedEvent
     Ok(events)
 }
 
+/// Which event a row holds: its stream id, version and position, all of them valid.
+struct Identity {
+    stream_id: String,
+    version: u64,
+    position: u64,
+}
+
+impl Identity {
+    fn corrupt(&self, reason: String) -> StoreError {
+        StoreError::Corrupt {
+            stream_id: self.stream_id.clone(),
+            version: self.version,
+            position: Some(self.position),
+            reason,
+        }
+    }
+}
+
+/// Reads the row's position, stream id and version; if one of them is damaged, `Corrupt`
+/// names the others as far as they can be read (an empty stream id, version 0 and no
+/// position where they cannot: none of them is a valid one). A stream read passes the
+/// stream id it asked for (`known_stream`), saving a column read per row.
+fn identify(row: &Row<'_>, known_stream: Option<&str>) -> Result<Identity, StoreError> {
+    let position = read_position(column(row, 0)?);
+    let stream_id = match known_stream {
+        Some(stream_id) => Ok(stream_id.to_owned()),
+        None => read_stream_id(column(row, 1)?),
+    };
+    let version = read_version(column(row, 2)?);
+    match (position, stream_id, version) {
+        (Ok(position), Ok(stream_id), Ok(version)) => Ok(Identity {
+            stream_id,
+            version,
+            position,
+        }),
+        (position, stream_id, version) => {
+            let (stream_id, stream_problem) = match stream_id {
+                Ok(stream_id) => (stream_id, None),
+                Err((readable, problem)) => (readable, Some(problem)),
+            };
+            let reason = [
+                position.as_ref().err(),
+                stream_problem.as_ref(),
+                version.as_ref().err(),
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
+            Err(StoreError::Corrupt {
+                stream_id,
+                version: version.unwrap_or(0),
+                position: position.ok(),
+                reason,
+            })
+        }
+    }
+}
+
+/// One column of the row, as SQLite holds it.
+fn column<'row>(row: &'row Row<'_>, index: usize) -> Result<ValueRef<'row>, StoreError> {
+    row.get_ref(index).map_err(store_error)
+}
+
+/// A version as stored, if it is one: an integer from 1 on.
+fn read_version(value: ValueRef<'_>) -> Result<u64, String> {
+    match value {
+        ValueRef::Integer(version) if version >= 1 => {
+            convert(version, "version").map_err(|e| e.to_string())
+        }
+        ValueRef::Integer(version) => Err(format!(
+            "version {version} is out of range: versions start at 1"
+        )),
+        other => Err(format!("version is {}, not an integer", describe(other))),
+    }
+}
+
+/// A position as stored, if it is one: an integer from 1 on.
+fn read_position(value: ValueRef<'_>) -> Result<u64, String> {
+    match value {
+        ValueRef::Integer(position) if position >= 1 => {
+            convert(position, "position").map_err(|e| e.to_string())
+        }
+        ValueRef::Integer(position) => Err(format!(
+            "position {position} is out of range: positions start at 1"
+        )),
+        other => Err(format!("position is {}, not an integer", describe(other))),
+    }
+}
+
+/// A stream id as stored, if it is one (text); else what can be read of it, and why it is
+/// not one.
+fn read_stream_id(value: ValueRef<'_>) -> Result<String, (String, String)> {
+    match value {
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes).map(str::to_owned).map_err(|e| {
+            (
+                String::from_utf8_lossy(bytes).into_owned(),
+                format!("stream_id is not UTF-8: {e}"),
+            )
+        }),
+        ValueRef::Blob(bytes) => Err((
+            String::from_utf8_lossy(bytes).into_owned(),
+            "stream_id is stored as a blob, not text".to_owned(),
+        )),
+        other => Err((
+            String::new(),
+            format!("stream_id is {}, not text", describe(other)),
+        )),
+    }
+}
+
+/// A stream's version read by [`stream_version`] or [`stream_ends`], or `Corrupt`.
+fn valid_version(
+    stream_id: &str,
+    version: ValueRef<'_>,
+    position: ValueRef<'_>,
+) -> Result<u64, StoreError> {
+    read_version(version).map_err(|reason| StoreError::Corrupt {
+        stream_id: stream_id.to_owned(),
+        version: 0,
+        position: read_position(position).ok(),
+        reason,
+    })
+}
+
+/// A stored value in words, for errors: its type, and the value when it is short.
+fn describe(value: ValueRef<'_>) -> String {
+    const SHOWN: usize = 40;
+    match value {
+        ValueRef::Null => "NULL".to_owned(),
+        ValueRef::Integer(n) => format!("the integer {n}"),
+        ValueRef::Real(x) => format!("the real number {x}"),
+        ValueRef::Text(bytes) => {
+            let text = String::from_utf8_lossy(bytes);
+            match text.char_indices().nth(SHOWN) {
+                None => format!("the text {text:?}"),
+                Some((cut, _)) => format!("the text {:?}...", &text[..cut]),
+            }
+        }
+        ValueRef::Blob(bytes) => format!("a blob of {} bytes", bytes.len()),
+    }
+}
+
 /// Decodes one row; a damaged envelope is a `Corrupt` error naming stream, version and
-/// position (version 0 when the version itself is what is damaged, no position when the
-/// position is).
+/// position as far as they can be read, and what is wrong.
 ///
 /// Text columns are copied once, straight from SQLite's buffer into the event's `String`s;
-/// metadata is parsed from that buffer without a copy. A stream read passes the stream id
-/// it asked for (`known_stream`), saving a column read and its UTF-8 check per row.
+/// metadata is parsed from that buffer without a copy.
 fn recorded_event(row: &Row<'_>, known_stream: Option<&str>) -> Result<RecordedEvent, StoreError> {
-    // The rowid, always an integer: read first, to name the row in every error.
-    let stored_position: i64 = row.get(0).map_err(store_error)?;
-    let position: Option<u64> = convert(stored_position, "position").ok();
-    let stream_id: String = match known_stream {
-        Some(stream_id) => stream_id.to_owned(),
-        None => row.get(1).map_err(store_error)?,
-    };
-    let stored_version: i64 = row.get(2).map_err(store_error)?;
-    let version = convert(stored_version, "version").map_err(|e| StoreError::Corrupt {
-        stream_id: stream_id.clone(),
-        version: 0,
-        position,
-        reason: e.to_string(),
-    })?;
-    let corrupt = |reason: String| StoreError::Corrupt {
-        stream_id: stream_id.clone(),
-        version,
-        position,
-        reason,
-    };
+    let identity = identify(row, known_stream)?;
+    let corrupt = |reason: String| identity.corrupt(reason);
     let bytes = |index: usize, name: &str| -> Result<&[u8], StoreError> {
-        match row.get_ref(index).map_err(store_error)? {
+        match column(row, index)? {
             ValueRef::Text(bytes) => Ok(bytes),
-            other => Err(corrupt(format!(
-                "{name} is {:?}, not text",
-                other.data_type()
-            ))),
+            other => Err(corrupt(format!("{name} is {}, not text", describe(other)))),
         }
     };
     let text = |index: usize, name: &str| -> Result<String, StoreError> {
@@ -183,35 +366,42 @@ fn recorded_event(row: &Row<'_>, known_stream: Option<&str>) -> Result<RecordedE
             .map(str::to_owned)
             .map_err(|e| corrupt(format!("{name} is not UTF-8: {e}")))
     };
-    let event_id = match row.get_ref(3).map_err(store_error)? {
-        ValueRef::Blob(bytes) => {
-            Uuid::from_slice(bytes).map_err(|e| corrupt(format!("event_id is not a UUID: {e}")))?
+    let integer = |index: usize, name: &str| -> Result<i64, StoreError> {
+        match column(row, index)? {
+            ValueRef::Integer(n) => Ok(n),
+            other => Err(corrupt(format!(
+                "{name} is {}, not an integer",
+                describe(other)
+            ))),
         }
+    };
+    let event_id = match column(row, 3)? {
+        ValueRef::Blob(bytes) => Uuid::from_slice(bytes).map_err(|_| {
+            corrupt(format!(
+                "event_id is a blob of {} bytes, not a 16-byte UUID",
+                bytes.len()
+            ))
+        })?,
         other => {
             return Err(corrupt(format!(
-                "event_id is {:?}, not a blob",
-                other.data_type()
+                "event_id is {}, not a 16-byte blob",
+                describe(other)
             )))
         }
     };
     let event_type = text(4, "event_type")?;
-    let schema_version: u32 = row
-        .get(5)
-        .map_err(|e| corrupt(format!("schema_version: {e}")))?;
+    let schema_version = convert(integer(5, "schema_version")?, "schema_version")
+        .map_err(|e| corrupt(e.to_string()))?;
     let payload = text(6, "payload")?;
     let metadata = decode_metadata(bytes(7, "metadata")?)
         .map_err(|e| corrupt(format!("metadata is not valid: {e}")))?;
-    let micros: i64 = row
-        .get(8)
-        .map_err(|e| corrupt(format!("recorded_at: {e}")))?;
+    let micros = integer(8, "recorded_at")?;
     let recorded_at = DateTime::from_timestamp_micros(micros)
         .ok_or_else(|| corrupt(format!("recorded_at {micros} is out of range")))?;
-    let position =
-        position.ok_or_else(|| corrupt(format!("position {stored_position} is out of range")))?;
     Ok(RecordedEvent {
-        stream_id,
-        version,
-        position,
+        stream_id: identity.stream_id,
+        version: identity.version,
+        position: identity.position,
         event_id,
         event_type,
         schema_version,
