@@ -4,7 +4,8 @@
 //!   FULL for power-loss durability), and a busy timeout so that processes sharing a file
 //!   queue for the write lock instead of failing with "database is locked".
 //! - A versioned schema migrated on open: `UNIQUE(stream_id, version)`, `UNIQUE(event_id)`,
-//!   and triggers that refuse UPDATE and DELETE on stored events.
+//!   positions never given twice (`AUTOINCREMENT`), and triggers that refuse UPDATE and
+//!   DELETE on stored events.
 //! - Damaged rows are [`StoreError::Corrupt`](cqrs_core::StoreError::Corrupt), naming
 //!   stream, version and position; so is an event a stream's reads can no longer find.
 //! - Snapshots (`SnapshotStore`) in table `snapshots`, the latest per stream; subscription

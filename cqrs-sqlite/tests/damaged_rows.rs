@@ -503,3 +503,39 @@ async fn a_damaged_highest_version_is_corrupt_for_stream_version_and_appends() {
         check_other_stream(&store).await;
     }
 }
+
+/// The table checks each column's type and range on write, so the sqlite3 shell cannot
+/// store such rows without setting the checks aside first (as [`damage`] does).
+#[tokio::test]
+async fn the_table_refuses_damaged_values_on_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(&dir).await;
+    let conn = raw(&path);
+    conn.execute_batch("DROP TRIGGER events_refuse_update;")
+        .unwrap();
+    for (column, value) in [
+        ("position", "0"),
+        ("stream_id", "CAST(stream_id AS BLOB)"),
+        ("version", "-1"),
+        ("version", "'two'"),
+        ("event_id", "x'0102'"),
+        ("event_id", "'67e55044-10b1-426f-9247-bb680e5fe0c8'"),
+        ("event_type", "x'41'"),
+        ("schema_version", "4294967296"),
+        ("payload", "x'7b7d'"),
+        ("metadata", "x'7b7d'"),
+        ("recorded_at", "'yesterday'"),
+    ] {
+        let error = conn
+            .execute(
+                &format!("UPDATE events SET {column} = {value} WHERE position = 2"),
+                [],
+            )
+            .expect_err(column)
+            .to_string();
+        assert!(
+            error.contains("CHECK constraint failed"),
+            "{column}: {error}"
+        );
+    }
+}

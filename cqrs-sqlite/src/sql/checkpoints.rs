@@ -1,7 +1,7 @@
 //! Subscription checkpoints: one row per subscription in table `checkpoints`.
 
 use crate::error::store_error;
-use crate::integer::convert;
+use crate::integer::{argument, convert};
 use cqrs_core::backend::recorded_now;
 use cqrs_core::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -13,9 +13,8 @@ pub(crate) fn write(
     subscription: &str,
     position: u64,
 ) -> Result<(), StoreError> {
-    // No stored position is past SQLite's largest integer, so a checkpoint past it means
-    // the same as one at it: "every event handled".
-    let position: i64 = convert(position, "checkpoint position").unwrap_or(i64::MAX);
+    // Stored as given or not at all: a clamped checkpoint would read back as another one.
+    let position = argument(position, "position", "checkpoint")?;
     conn.prepare_cached(
         "INSERT INTO checkpoints (subscription, position, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (subscription) DO UPDATE SET

@@ -1,13 +1,13 @@
 //! The event log: appending a stream's events, reading pages of it, and decoding its rows.
 
-use crate::error::{is_duplicate_event_id, store_error};
-use crate::integer::convert;
+use crate::error::{is_duplicate_event_id, store_error, SqliteError};
+use crate::integer::{convert, lower_bound, upper_bound};
 use crate::page::{Page, Range};
 use chrono::{DateTime, Utc};
 use cqrs_core::backend::decode_metadata;
 use cqrs_core::{Appended, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError};
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, ErrorCode, Row};
 use uuid::Uuid;
 
 /// Rows a read makes room for up front; a huge limit says "everything", not how much is
@@ -117,6 +117,14 @@ pub(crate) fn check_positions(conn: &Connection) -> Result<(), StoreError> {
     }
 }
 
+/// Whether the log has used the largest position SQLite can hold (with `AUTOINCREMENT`,
+/// later inserts fail with SQLITE_FULL instead of reusing one).
+fn positions_exhausted(conn: &Connection) -> bool {
+    conn.prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+        .and_then(|mut statement| statement.query_row([], |row| row.get::<_, i64>(0)))
+        .is_ok_and(|seq| seq == i64::MAX)
+}
+
 /// Checks the expected version and inserts the events, inside the caller's savepoint.
 pub(crate) fn append(
     conn: &Connection,
@@ -167,6 +175,16 @@ pub(crate) fn append(
                     event_id: event.event_id,
                 })
             }
+            Err(error)
+                if error.sqlite_error_code() == Some(ErrorCode::DiskFull)
+                    && positions_exhausted(conn) =>
+            {
+                return Err(SqliteError::OutOfRange {
+                    what: "next position",
+                    value: (i128::from(i64::MAX) + 1).to_string(),
+                }
+                .into())
+            }
             Err(error) => return Err(store_error(error)),
         }
         let position = convert(conn.last_insert_rowid(), "position")?;
@@ -180,14 +198,18 @@ pub(crate) fn append(
 
 /// Reads and decodes the events of `page`, in the page's order.
 pub(crate) fn select(conn: &Connection, page: &Page) -> Result<Vec<RecordedEvent>, StoreError> {
-    // SQLite's integers are signed: a bound past the largest one means "no bound", as the
-    // largest one does.
-    let limit: i64 = convert(page.limit, "limit").unwrap_or(i64::MAX);
-    let from: i64 = convert(page.range.from(), "from").unwrap_or(i64::MAX);
-    let (sql, stream_id) = match &page.range {
-        Range::StreamForward { stream_id, .. } => (STREAM_FORWARD, Some(stream_id)),
-        Range::StreamBackward { stream_id, .. } => (STREAM_BACKWARD, Some(stream_id)),
-        Range::Global { .. } => (GLOBAL_FORWARD, None),
+    let limit = upper_bound(page.limit);
+    let (sql, stream_id, from) = match &page.range {
+        Range::StreamForward { stream_id, from } => {
+            (STREAM_FORWARD, Some(stream_id), lower_bound(*from))
+        }
+        Range::StreamBackward { stream_id, from } => {
+            (STREAM_BACKWARD, Some(stream_id), Some(upper_bound(*from)))
+        }
+        Range::Global { from } => (GLOBAL_FORWARD, None, lower_bound(*from)),
+    };
+    let Some(from) = from else {
+        return Ok(Vec::new()); // starts past every value SQLite can hold
     };
     let mut statement = conn.prepare_cached(sql).map_err(store_error)?;
     let rows = match stream_id {

@@ -8,7 +8,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 
 /// The schema version this crate writes: how many migrations it knows.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Each entry moves the schema one version up; `PRAGMA user_version` records how many ran.
 /// Never edit an entry once released: add one, and raise [`SCHEMA_VERSION`] (the array's
@@ -47,6 +47,45 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
         position     INTEGER NOT NULL CHECK (position >= 0),
         updated_at   INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 4: the event log rebuilt. `AUTOINCREMENT`: a position is never given twice, not even
+    // one of a row removed by hand, and past the largest integer appends fail instead of
+    // taking free positions at random. Each column's type and range is checked on insert.
+    // The rows are copied as they are, damaged ones too (the CHECKs set aside for the
+    // copy), so that reads still report them; the new table takes the old one's name
+    // without rewriting views that read `events` (`legacy_alter_table`), and the triggers
+    // and the UNIQUE indexes come back with it. A failed migration leaves the pragmas set
+    // on a connection that is then closed.
+    "CREATE TABLE events_v4 (
+        position       INTEGER PRIMARY KEY AUTOINCREMENT CHECK (position >= 1),
+        stream_id      TEXT    NOT NULL CHECK (typeof(stream_id) = 'text'),
+        version        INTEGER NOT NULL CHECK (typeof(version) = 'integer' AND version >= 1),
+        event_id       BLOB    NOT NULL UNIQUE
+                               CHECK (typeof(event_id) = 'blob' AND length(event_id) = 16),
+        event_type     TEXT    NOT NULL CHECK (typeof(event_type) = 'text'),
+        schema_version INTEGER NOT NULL CHECK (typeof(schema_version) = 'integer'
+                                               AND schema_version BETWEEN 0 AND 4294967295),
+        payload        TEXT    NOT NULL CHECK (typeof(payload) = 'text'),
+        metadata       TEXT    NOT NULL CHECK (typeof(metadata) = 'text'),
+        recorded_at    INTEGER NOT NULL CHECK (typeof(recorded_at) = 'integer'),
+        UNIQUE (stream_id, version)
+    );
+    PRAGMA ignore_check_constraints = ON;
+    INSERT INTO events_v4 (position, stream_id, version, event_id, event_type,
+                           schema_version, payload, metadata, recorded_at)
+    SELECT position, stream_id, version, event_id, event_type,
+           schema_version, payload, metadata, recorded_at
+    FROM events ORDER BY position;
+    PRAGMA ignore_check_constraints = OFF;
+    DROP TRIGGER events_refuse_update;
+    DROP TRIGGER events_refuse_delete;
+    DROP TABLE events;
+    PRAGMA legacy_alter_table = ON;
+    ALTER TABLE events_v4 RENAME TO events;
+    PRAGMA legacy_alter_table = OFF;
+    CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'stored events are immutable: UPDATE refused'); END;
+    CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'stored events are immutable: DELETE refused'); END;",
 ];
 
 /// WAL pages after which the writer's commit copies the WAL into the database file

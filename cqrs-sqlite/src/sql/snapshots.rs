@@ -1,14 +1,14 @@
 //! Snapshots: the latest one per stream, in table `snapshots`.
 
 use crate::error::store_error;
-use crate::integer::convert;
+use crate::integer::{argument, convert};
 use chrono::DateTime;
 use cqrs_core::{Snapshot, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Stores `snapshot` unless the stream already has one at the same or a later version.
 pub(crate) fn save(conn: &Connection, snapshot: &Snapshot) -> Result<(), StoreError> {
-    let version: i64 = convert(snapshot.version, "snapshot version")?;
+    let version = argument(snapshot.version, "snapshot", "its version")?;
     conn.prepare_cached(
         "INSERT INTO snapshots (stream_id, version, state_version, state, taken_at)
          VALUES (?1, ?2, ?3, ?4, ?5)
