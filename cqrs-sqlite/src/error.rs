@@ -16,6 +16,19 @@ pub enum SqliteError {
         /// The newest schema version this crate knows.
         supported: u32,
     },
+    /// The file is an SQLite database, but not one of this framework's: another
+    /// application's, or one whose schema was changed by hand. It was left as it was.
+    #[error("not an event store file: {reason}")]
+    ForeignFile {
+        /// What gave it away.
+        reason: String,
+    },
+    /// The file is not an intact SQLite database: not one at all, cut short, or damaged.
+    #[error("the file is not an intact SQLite database: {reason}")]
+    Malformed {
+        /// What SQLite reported.
+        reason: String,
+    },
     /// The write was dropped before its group committed: another job of the group
     /// panicked on the thread committing it (nothing of that group was committed).
     #[error("the store's writer stopped before this write committed")]
@@ -41,15 +54,29 @@ impl From<SqliteError> for StoreError {
     }
 }
 
-/// Maps a rusqlite error: lock timeouts become `StoreError::Busy`, the rest `Backend`.
+/// Maps a rusqlite error: lock timeouts become `StoreError::Busy`, a damaged or foreign
+/// file [`SqliteError::Malformed`], the rest `Backend`.
 pub(crate) fn store_error(error: rusqlite::Error) -> StoreError {
     if is_busy(&error) {
         StoreError::Busy {
             reason: error.to_string(),
         }
+    } else if is_malformed(&error) {
+        SqliteError::Malformed {
+            reason: error.to_string(),
+        }
+        .into()
     } else {
         StoreError::Backend(Box::new(error))
     }
+}
+
+/// Whether SQLite found the file is not a database, or a damaged one.
+fn is_malformed(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt)
+    )
 }
 
 /// Whether the error is another connection holding the lock past the busy timeout.

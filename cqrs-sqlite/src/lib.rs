@@ -5,7 +5,9 @@
 //!   queue for the write lock instead of failing with "database is locked".
 //! - A versioned schema migrated on open: `UNIQUE(stream_id, version)`, `UNIQUE(event_id)`,
 //!   positions never given twice (`AUTOINCREMENT`), and triggers that refuse UPDATE and
-//!   DELETE on stored events.
+//!   DELETE on stored events. Files carry [`APPLICATION_ID`]; opening reads a file before it
+//!   writes anything, and refuses one that is newer, another application's or not an intact
+//!   database ([`SqliteError`]) leaving it untouched.
 //! - Damaged rows are [`StoreError::Corrupt`](cqrs_core::StoreError::Corrupt), naming
 //!   stream, version and position; so is an event a stream's reads can no longer find.
 //! - Snapshots (`SnapshotStore`) in table `snapshots`, the latest per stream; subscription
@@ -52,6 +54,6 @@ pub use options::SqliteOptions;
 pub use projection::{ProjectedEvent, Projection};
 /// The rusqlite version projections are written against, so applications use the same one.
 pub use rusqlite;
-pub use sql::schema::SCHEMA_VERSION;
+pub use sql::schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use store::SqliteStore;
 pub use synchronous::Synchronous;

@@ -4,7 +4,7 @@
 use cqrs_core::{
     CheckpointStore, EventStore, ExpectedVersion, Metadata, NewEvent, Snapshot, SnapshotStore,
 };
-use cqrs_sqlite::{SqliteStore, SCHEMA_VERSION};
+use cqrs_sqlite::{SqliteStore, APPLICATION_ID, SCHEMA_VERSION};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
@@ -133,16 +133,17 @@ async fn a_file_of_an_earlier_version_is_migrated_keeping_every_event_and_positi
         let store = SqliteStore::open(&path).await.unwrap();
         assert_eq!(raw_events(&path), before, "version {version}: rows changed");
         let conn = raw(&path);
-        let migrated: (u32, String) = conn
+        let stamped: (i32, u32, String) = conn
             .query_row(
-                "SELECT (SELECT user_version FROM pragma_user_version), \
+                "SELECT (SELECT application_id FROM pragma_application_id), \
+                 (SELECT user_version FROM pragma_user_version), \
                  (SELECT sql FROM sqlite_schema WHERE name = 'events')",
                 [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
             .unwrap();
-        assert_eq!(migrated.0, SCHEMA_VERSION);
-        assert!(migrated.1.contains("AUTOINCREMENT"), "{}", migrated.1);
+        assert_eq!((stamped.0, stamped.1), (APPLICATION_ID, SCHEMA_VERSION));
+        assert!(stamped.2.contains("AUTOINCREMENT"), "{}", stamped.2);
         let tables: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_schema WHERE name IN ('totals', 'events_v4')",

@@ -4,7 +4,9 @@ use cqrs_core::testing::toy::{Tally, TallyCommand};
 use cqrs_core::{
     EventStore, ExpectedVersion, Metadata, NewEvent, Repository, RepositoryError, StoreError,
 };
-use cqrs_sqlite::{SqliteError, SqliteOptions, SqliteStore, Synchronous, SCHEMA_VERSION};
+use cqrs_sqlite::{
+    SqliteError, SqliteOptions, SqliteStore, Synchronous, APPLICATION_ID, SCHEMA_VERSION,
+};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -117,8 +119,17 @@ async fn the_schema_is_versioned_and_a_newer_file_is_refused_untouched() {
         .await
         .unwrap();
 
+    let application_id: i32 = raw(&db_path(&dir))
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(application_id, APPLICATION_ID);
+
     let newer = dir.path().join("newer.db");
-    raw(&newer).pragma_update(None, "user_version", 99).unwrap();
+    raw(&newer)
+        .execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 99;"
+        ))
+        .unwrap();
     let refused = SqliteStore::open(&newer).await.expect_err("a newer schema");
     match refused {
         StoreError::Backend(source) => match source.downcast_ref::<SqliteError>() {

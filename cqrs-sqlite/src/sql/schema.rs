@@ -1,4 +1,10 @@
-//! The versioned schema, migrated on open, and the pragmas every connection gets.
+//! The versioned schema, how a file is recognised as this framework's, the migrations run
+//! on open, and the pragmas every connection gets.
+//!
+//! Opening reads the file before it writes anything (not even the switch to WAL), so a
+//! file it refuses (another application's, one from a newer version, one that is not an
+//! intact database) is left byte for byte as it was; and a file already current is opened
+//! without taking the write lock.
 
 use crate::error::{store_error, SqliteError};
 use crate::options::SqliteOptions;
@@ -10,9 +16,18 @@ use std::path::Path;
 /// The schema version this crate writes: how many migrations it knows.
 pub const SCHEMA_VERSION: u32 = 4;
 
+/// `PRAGMA application_id` of every file this crate creates or migrates (`CQRS` in ASCII),
+/// so that another application's SQLite file is never taken for a store.
+pub const APPLICATION_ID: i32 = 0x4351_5253;
+
+/// The last schema version written before files were stamped with [`APPLICATION_ID`]: a
+/// file at or below it has no application id and is recognised by its exact schema.
+const LAST_UNSTAMPED_VERSION: u32 = 3;
+
 /// Each entry moves the schema one version up; `PRAGMA user_version` records how many ran.
 /// Never edit an entry once released: add one, and raise [`SCHEMA_VERSION`] (the array's
-/// length makes the compiler hold the two together).
+/// length makes the compiler hold the two together). Files of an earlier version are
+/// recognised by the exact text of these entries.
 // `as`: a const context, where `try_from` cannot run; a u32 always fits a usize here.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     // 1: the event log. `position` is the rowid, so it grows by one per insert and never
@@ -118,18 +133,16 @@ fn connect(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreErro
     Ok(conn)
 }
 
-/// Opens the writer's connection: WAL, then every migration the file has not seen yet.
+/// Opens the writer's connection: reads what the file is, refuses it untouched if it is
+/// not this framework's or is newer, then switches it to WAL and migrates it if needed.
+/// A file already current is only read: opening it never waits for another writer.
 pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
     let mut conn = connect(path, options)?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(store_error)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Backend(
-            format!("the file refused WAL mode (journal_mode is {mode})").into(),
-        ));
+    let found = inspect(&conn)?;
+    use_wal(&conn)?;
+    if !matches!(found, Found::Store { version } if version == SCHEMA_VERSION) {
+        migrate(&mut conn)?;
     }
-    migrate(&mut conn)?;
     conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)
         .map_err(store_error)?;
     Ok(conn)
@@ -143,28 +156,186 @@ pub(crate) fn open_reader(path: &Path, options: &SqliteOptions) -> Result<Connec
     Ok(conn)
 }
 
+/// What a file holds, as far as opening it is concerned.
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    /// No table, no version, no application id: a new file, to be created.
+    Empty,
+    /// A file of this framework at this schema version.
+    Store { version: u32 },
+}
+
+/// Reads what the file is, writing nothing: refuses another application's file, a file
+/// of a newer version, and one that is not an intact database, with a typed error.
+fn inspect(conn: &Connection) -> Result<Found, StoreError> {
+    let application_id: i32 = conn
+        .pragma_query_value(None, "application_id", |row| row.get(0))
+        .map_err(store_error)?;
+    let user_version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(store_error)?;
+    let foreign = |reason: String| -> StoreError { SqliteError::ForeignFile { reason }.into() };
+    let Ok(version) = u32::try_from(user_version) else {
+        return Err(foreign(format!("its user_version is {user_version}")));
+    };
+    if application_id == APPLICATION_ID {
+        if version > SCHEMA_VERSION {
+            return Err(SqliteError::SchemaTooNew {
+                found: version,
+                supported: SCHEMA_VERSION,
+            }
+            .into());
+        }
+        return Ok(Found::Store { version });
+    }
+    if application_id != 0 {
+        return Err(foreign(format!(
+            "its application_id is {application_id:#x}, not {APPLICATION_ID:#x}"
+        )));
+    }
+    let objects = schema_of(conn)?;
+    if objects.is_empty() && version == 0 {
+        return Ok(Found::Empty);
+    }
+    if !(1..=LAST_UNSTAMPED_VERSION).contains(&version) {
+        return Err(foreign(format!(
+            "it has no application_id, and user_version {version} is not one of an \
+             earlier version of this framework"
+        )));
+    }
+    let expected = schema_of(&schema_at(version)?)?;
+    for object in &expected {
+        if !objects.contains(object) {
+            return Err(foreign(format!(
+                "it has no application_id, and its {} `{}` differs from schema version \
+                 {version} of this framework",
+                object.kind, object.name
+            )));
+        }
+    }
+    Ok(Found::Store { version })
+}
+
+/// One entry of `sqlite_schema`: a table, index, trigger or view, and the SQL it was
+/// created with, exactly.
+#[derive(Debug, PartialEq, Eq)]
+struct SchemaObject {
+    kind: String,
+    name: String,
+    table: String,
+    sql: Option<String>,
+}
+
+/// Every entry of the file's `sqlite_schema`.
+fn schema_of(conn: &Connection) -> Result<Vec<SchemaObject>, StoreError> {
+    let mut statement = conn
+        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name")
+        .map_err(store_error)?;
+    let objects = statement
+        .query_map([], |row| {
+            Ok(SchemaObject {
+                kind: row.get(0)?,
+                name: row.get(1)?,
+                table: row.get(2)?,
+                sql: row.get(3)?,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(store_error)?;
+    Ok(objects)
+}
+
+/// A database in memory holding the schema this crate wrote at `version`.
+fn schema_at(version: u32) -> Result<Connection, StoreError> {
+    let conn = Connection::open_in_memory().map_err(store_error)?;
+    for migration in MIGRATIONS.iter().zip(1..=version).map(|(sql, _)| sql) {
+        conn.execute_batch(migration).map_err(store_error)?;
+    }
+    Ok(conn)
+}
+
+/// Switches the file to WAL, unless it is in WAL already (which would change nothing, but
+/// waits for the write lock).
+fn use_wal(conn: &Connection) -> Result<(), StoreError> {
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
+        .map_err(store_error)?;
+    if mode.eq_ignore_ascii_case("wal") {
+        return Ok(());
+    }
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(store_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend(
+            format!("the file refused WAL mode (journal_mode is {mode})").into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates the schema, or brings a file of an earlier version up to date, and stamps it
+/// with [`APPLICATION_ID`]: all of it in one transaction, or none of it.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     // IMMEDIATE: two processes opening a new file at once migrate it one after the other.
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(store_error)?;
-    let found: u32 = tx
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(store_error)?;
-    if found > SCHEMA_VERSION {
-        // Returning drops `tx`, which rolls back: a refused file is left as it was.
-        return Err(SqliteError::SchemaTooNew {
-            found,
-            supported: SCHEMA_VERSION,
-        }
-        .into());
-    }
+    // Again, under the lock: another process may have created or migrated the file since.
+    // Returning early drops `tx`, which rolls back: a refused file is left as it was.
+    let found = match inspect(&tx)? {
+        Found::Empty => 0,
+        Found::Store { version } => version,
+    };
     for (version, migration) in (1..=SCHEMA_VERSION).zip(MIGRATIONS) {
         if version > found {
             tx.execute_batch(migration).map_err(store_error)?;
         }
     }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)
+        .map_err(store_error)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(store_error)?;
     tx.commit().map_err(store_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The released text of migrations 1 to 3, kept by the integration tests to build
+    /// files of an earlier version.
+    const RELEASED: &str = include_str!("../../tests/fixtures/schema-v3.sql");
+
+    #[test]
+    fn released_migrations_are_never_edited() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(RELEASED).unwrap();
+        assert_eq!(
+            schema_of(&conn).unwrap(),
+            schema_of(&schema_at(LAST_UNSTAMPED_VERSION).unwrap()).unwrap(),
+            "a file of an earlier version would no longer be recognised"
+        );
+    }
+
+    #[test]
+    fn a_new_file_gets_the_rebuilt_events_table_and_its_triggers() {
+        let new = schema_at(SCHEMA_VERSION).unwrap();
+        let events: String = new
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = 'events'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert!(events.contains("AUTOINCREMENT"), "{events}");
+        let names: Vec<String> = schema_of(&new)
+            .unwrap()
+            .into_iter()
+            .map(|object| object.name)
+            .collect();
+        assert!(names.contains(&"events_refuse_update".to_owned()));
+        assert!(names.contains(&"events_refuse_delete".to_owned()));
+        assert!(!names.iter().any(|name| name.contains("v4")), "{names:?}");
+    }
 }
