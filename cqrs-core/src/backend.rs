@@ -21,6 +21,21 @@ pub fn validate_stream_id(stream_id: &str) -> Result<(), StoreError> {
     })
 }
 
+/// Refuses a read limit of 0; backends call it first in every paged read, so all agree.
+///
+/// An empty page is how a pager learns it reached the end of a stream or of the log: a
+/// limit of 0 would return one without being at the end.
+pub fn check_limit(limit: usize) -> Result<(), StoreError> {
+    if limit == 0 {
+        return Err(StoreError::InvalidArgument {
+            argument: "limit",
+            reason: "a read of 0 events returns an empty page, which a pager takes for the end"
+                .to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// The current time cut to whole microseconds, the precision every backend keeps, so an
 /// event reads back with exactly the timestamp its append returned.
 pub fn recorded_now() -> DateTime<Utc> {
@@ -107,6 +122,16 @@ mod tests {
             );
         }
         assert_eq!(decode_metadata(b" { }").unwrap(), Metadata::default());
+    }
+
+    #[test]
+    fn a_read_limit_of_zero_is_refused() {
+        assert!(check_limit(1).is_ok());
+        assert!(check_limit(usize::MAX).is_ok());
+        match check_limit(0) {
+            Err(StoreError::InvalidArgument { argument, .. }) => assert_eq!(argument, "limit"),
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
     }
 
     #[test]

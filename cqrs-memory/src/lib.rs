@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use cqrs_core::backend::recorded_now;
-use cqrs_core::backend::validate_stream_id;
+use cqrs_core::backend::{check_limit, validate_stream_id};
 use cqrs_core::{
     Appended, CheckpointStore, EventStore, ExpectedVersion, NewEvent, RecordedEvent, Snapshot,
     SnapshotStore, StoreError,
@@ -125,6 +125,7 @@ impl EventStore for MemoryStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_limit(limit)?;
         let log = self.read();
         let Some(indices) = log.streams.get(stream_id) else {
             return Ok(Vec::new());
@@ -144,6 +145,7 @@ impl EventStore for MemoryStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_limit(limit)?;
         let log = self.read();
         let Some(indices) = log.streams.get(stream_id) else {
             return Ok(Vec::new());
@@ -164,6 +166,7 @@ impl EventStore for MemoryStore {
         from_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_limit(limit)?;
         let log = self.read();
         let start = usize::try_from(from_position.saturating_sub(1)).unwrap_or(usize::MAX);
         Ok(log.events.iter().skip(start).take(limit).cloned().collect())

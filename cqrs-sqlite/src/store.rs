@@ -12,7 +12,7 @@ use crate::run::readers::Readers;
 use crate::run::writer::Writer;
 use crate::sql::{checkpoints, events, schema, snapshots};
 use async_trait::async_trait;
-use cqrs_core::backend::{recorded_now, validate_stream_id};
+use cqrs_core::backend::{check_limit, recorded_now, validate_stream_id};
 use cqrs_core::{
     Appended, CheckpointStore, EventStore, ExpectedVersion, NewEvent, PositionWatch, RecordedEvent,
     Snapshot, SnapshotStore, StoreError,
@@ -156,6 +156,7 @@ impl SqliteStore {
     /// stream, its ends before the read and the versions' continuity after; for the log,
     /// no row placed before the first position.
     async fn read(&self, range: Range, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_limit(limit)?;
         let page = Page { range, limit };
         let stream_id = match &page.range {
             Range::StreamForward { stream_id, .. } | Range::StreamBackward { stream_id, .. } => {
