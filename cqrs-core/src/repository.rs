@@ -5,7 +5,7 @@ use crate::aggregate::{stream_id, Aggregate, DomainEvent};
 use crate::backend::recorded_now;
 use crate::cache::{AggregateCache, Cached};
 use crate::codec::{self, DecodeError, EncodeError};
-use crate::envelope::EventEnvelope;
+use crate::envelope::{EventEnvelope, RecordedEvent};
 use crate::handler::{EventHandler, HandlerFailure};
 use crate::metadata::Metadata;
 use crate::snapshot::{Snapshot, SnapshotPolicy, SnapshotStore};
@@ -156,6 +156,44 @@ impl<E: DomainEvent> std::fmt::Debug for EventTypes<'_, E> {
     }
 }
 
+/// The version that follows `version` in a stream; none follows `u64::MAX`, which only a
+/// damaged snapshot or event can claim.
+fn after(stream_id: &str, version: u64) -> Result<u64, StoreError> {
+    version.checked_add(1).ok_or_else(|| StoreError::Corrupt {
+        stream_id: stream_id.to_owned(),
+        version,
+        position: None,
+        reason: "no version follows it".to_owned(),
+    })
+}
+
+/// Checks that `recorded` is the event after `version` in its stream. A stream is exactly
+/// versions 1..n, so a missing, repeated or out-of-order version, or 0, is damage to report,
+/// never something to fold (or to append on top of).
+fn check_next(stream_id: &str, version: u64, recorded: &RecordedEvent) -> Result<(), StoreError> {
+    let expected = after(stream_id, version)?;
+    let found = recorded.version;
+    let (version, position, reason) = if found == expected {
+        return Ok(());
+    } else if found == 0 {
+        let reason = "stream versions start at 1".to_owned();
+        (0, Some(recorded.position), reason)
+    } else if found > expected {
+        // Named by the version that is missing here, which has no position to give.
+        let reason = format!("missing: version {found} was read in its place");
+        (expected, None, reason)
+    } else {
+        let reason = format!("read after version {version}: a repeated or out-of-order version");
+        (found, Some(recorded.position), reason)
+    };
+    Err(StoreError::Corrupt {
+        stream_id: stream_id.to_owned(),
+        version,
+        position,
+        reason,
+    })
+}
+
 /// How far a replay goes.
 #[derive(Clone, Copy)]
 enum Until {
@@ -265,7 +303,9 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 
     /// Rebuilds the aggregate from its latest snapshot (if enabled) and the events after
-    /// it; an unknown id gives the default state at version 0.
+    /// it; an unknown id gives the default state at version 0. A stream that is not exactly
+    /// versions 1..n (one missing, repeated, out of order or 0, or a snapshot past its end)
+    /// is [`StoreError::Corrupt`], here and in every command on it.
     pub async fn load(&self, id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
         self.rebuild(&stream_id::<A>(id), Until::End).await
     }
@@ -310,7 +350,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let mut loaded = self
             .restore(stream_id, at_most)
             .instrument(span.clone())
-            .await;
+            .await?;
         self.catch_up(stream_id, &mut loaded, until)
             .instrument(span.clone())
             .await?;
@@ -319,18 +359,43 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 
     /// The latest usable snapshot at or below `at_most`, or the initial state.
-    async fn restore(&self, stream_id: &str, at_most: u64) -> Loaded<A> {
+    async fn restore(&self, stream_id: &str, at_most: u64) -> Result<Loaded<A>, StoreError> {
         let restored = match &self.snapshots {
             Some(snapshots) if at_most > 0 => snapshots.restore(stream_id, at_most).await,
             _ => None,
         };
-        restored.unwrap_or_else(|| Loaded {
-            state: A::default(),
-            version: 0,
-        })
+        let Some(restored) = restored else {
+            return Ok(Loaded {
+                state: A::default(),
+                version: 0,
+            });
+        };
+        self.check_reaches(stream_id, restored.version).await?;
+        Ok(restored)
     }
 
-    /// Folds the stream's events after `loaded.version` into `loaded`, up to `until`.
+    /// Checks that the stream holds its event at `version`, where a snapshot was taken: the
+    /// tail read after it cannot tell a stream that ends there from one that ends before
+    /// (whose events were lost, so appending on top of the snapshot would hide it).
+    async fn check_reaches(&self, stream_id: &str, version: u64) -> Result<(), StoreError> {
+        if version == 0 {
+            return Ok(());
+        }
+        let page = self.store.read_stream(stream_id, version, 1).await?;
+        match page.first() {
+            Some(recorded) if recorded.version == version => Ok(()),
+            _ => Err(StoreError::Corrupt {
+                stream_id: stream_id.to_owned(),
+                version,
+                position: None,
+                reason: "missing, though the stream's snapshot was taken at this version"
+                    .to_owned(),
+            }),
+        }
+    }
+
+    /// Folds the stream's events after `loaded.version` into `loaded`, up to `until`,
+    /// refusing anything but the versions that follow it, one by one ([`check_next`]).
     async fn catch_up(
         &self,
         stream_id: &str,
@@ -348,11 +413,10 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             if limit == 0 {
                 return Ok(());
             }
-            let page = self
-                .store
-                .read_stream(stream_id, loaded.version + 1, limit)
-                .await?;
+            let from = after(stream_id, loaded.version)?;
+            let page = self.store.read_stream(stream_id, from, limit).await?;
             for recorded in &page {
+                check_next(stream_id, loaded.version, recorded)?;
                 if matches!(until, Until::Time(at) if recorded.recorded_at > at) {
                     return Ok(());
                 }
@@ -429,7 +493,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 state: cached.state,
                 version: cached.version,
             },
-            None => self.restore(stream_id, u64::MAX).await,
+            None => self.restore(stream_id, u64::MAX).await?,
         };
         let mut attempts = 0;
         loop {
@@ -566,5 +630,55 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 },
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::recorded_now;
+    use crate::metadata::Metadata;
+
+    fn at(version: u64) -> RecordedEvent {
+        RecordedEvent {
+            stream_id: "S-1".into(),
+            version,
+            position: 9,
+            event_id: Uuid::nil(),
+            event_type: "E".into(),
+            schema_version: 1,
+            payload: "null".into(),
+            metadata: Metadata::new(),
+            recorded_at: recorded_now(),
+        }
+    }
+
+    fn corrupt_at(result: Result<(), StoreError>) -> (u64, Option<u64>) {
+        match result {
+            Err(StoreError::Corrupt {
+                stream_id,
+                version,
+                position,
+                ..
+            }) if stream_id == "S-1" => (version, position),
+            other => panic!("expected Corrupt on S-1, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_the_next_version_follows() {
+        assert!(check_next("S-1", 0, &at(1)).is_ok());
+        assert!(check_next("S-1", 41, &at(42)).is_ok());
+        assert_eq!(corrupt_at(check_next("S-1", 0, &at(0))), (0, Some(9)));
+        assert_eq!(corrupt_at(check_next("S-1", 0, &at(2))), (1, None));
+        assert_eq!(corrupt_at(check_next("S-1", 5, &at(5))), (5, Some(9)));
+        assert_eq!(corrupt_at(check_next("S-1", 5, &at(3))), (3, Some(9)));
+    }
+
+    #[test]
+    fn nothing_follows_the_last_version_there_is() {
+        let result = check_next("S-1", u64::MAX, &at(u64::MAX));
+        assert_eq!(corrupt_at(result), (u64::MAX, None));
+        assert!(after("S-1", u64::MAX).is_err());
     }
 }
