@@ -111,6 +111,15 @@ pub fn aggregate_id<A: Aggregate>(stream_id: &str) -> Option<&str> {
     stream_id.strip_prefix(A::TYPE)?.strip_prefix('-')
 }
 
+/// A stream's category: its id up to the first `-` (`Cart-42` -> `Cart`), the whole id when
+/// it has none. A stream named by [`stream_id`] has its aggregate's `TYPE` as category, so
+/// reads of the log can be restricted to one aggregate type (see `EventFilter`).
+pub fn category(stream_id: &str) -> &str {
+    stream_id
+        .split_once('-')
+        .map_or(stream_id, |(category, _)| category)
+}
+
 // The toy aggregate lives in the testing kit.
 #[cfg(all(test, feature = "testing"))]
 mod tests {
@@ -127,8 +136,27 @@ mod tests {
     }
 
     #[test]
+    fn a_category_is_the_stream_id_up_to_the_first_dash() {
+        assert_eq!(category(&stream_id::<Tally>("42")), Tally::TYPE);
+        assert_eq!(category("Cart-42"), "Cart");
+        assert_eq!(category("Cart-a-b"), "Cart");
+        assert_eq!(category("Cart-"), "Cart");
+        assert_eq!(category("Cart"), "Cart");
+        assert_eq!(category("-42"), "");
+        assert_eq!(category(""), "");
+        assert_eq!(category("Käse-1"), "Käse");
+    }
+
+    #[test]
     fn streams_of_other_aggregates_are_not_this_ones() {
-        for other in ["Tallying-1", "TallyBook-1", "Tally", "tally-1", "Cart-1", ""] {
+        for other in [
+            "Tallying-1",
+            "TallyBook-1",
+            "Tally",
+            "tally-1",
+            "Cart-1",
+            "",
+        ] {
             assert_eq!(aggregate_id::<Tally>(other), None, "{other}");
             assert!(!is_stream_of::<Tally>(other), "{other}");
         }
