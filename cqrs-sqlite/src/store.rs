@@ -8,19 +8,22 @@ use crate::page::{Page, Range};
 use crate::panics::lock;
 use crate::projection::{erase, AnyProjection, Projection};
 use crate::run::paging::PagedReads;
+use crate::run::paging::INLINE_ROWS;
 use crate::run::readers::Readers;
 use crate::run::writer::Writer;
 use crate::sql::{checkpoints, events, schema, snapshots};
 use async_trait::async_trait;
-use cqrs_core::backend::{recorded_now, validate_stream_id};
+use chrono::{DateTime, Utc};
+use cqrs_core::backend::{check_log_read, validate_stream_id};
 use cqrs_core::{
-    Appended, CheckpointStore, EventStore, ExpectedVersion, NewEvent, PositionWatch, RecordedEvent,
-    Snapshot, SnapshotStore, StoreError,
+    Appended, CheckpointStore, EventStore, ExpectedVersion, LogRead, NewEvent, PositionWatch,
+    RecordedEvent, Snapshot, SnapshotStore, StoreError,
 };
 use rusqlite::Connection;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
+use uuid::Uuid;
 
 /// The inline projections an append runs, in the order they were added.
 type Projections = Arc<[Arc<dyn AnyProjection>]>;
@@ -171,8 +174,7 @@ impl EventStore for SqliteStore {
         let appended = self
             .writer
             .run(move |conn| {
-                let appended =
-                    events::append(conn, &stream_id, expected, new_events, recorded_now())?;
+                let appended = events::append(conn, &stream_id, expected, new_events)?;
                 for event in &appended.events {
                     for projection in projections.iter() {
                         projection.project(conn, event)?;
@@ -219,15 +221,30 @@ impl EventStore for SqliteStore {
         self.read(range, limit).await
     }
 
-    async fn read_all(
+    async fn read_log(&self, read: &LogRead) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_log_read(read)?;
+        self.pages.read(Page::of_log(read)).await
+    }
+
+    async fn read_events_by_id(
         &self,
-        from_position: u64,
-        limit: usize,
+        event_ids: &[Uuid],
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let range = Range::Global {
-            from: from_position,
-        };
-        self.read(range, limit).await
+        // Few ids on the caller's thread, like any short read; many on the blocking pool.
+        if event_ids.len() <= INLINE_ROWS {
+            return self
+                .readers
+                .inline(|conn| events::select_by_ids(conn, event_ids));
+        }
+        let event_ids = event_ids.to_vec();
+        self.readers
+            .run(move |conn| events::select_by_ids(conn, &event_ids))
+            .await
+    }
+
+    async fn position_at(&self, at: DateTime<Utc>) -> Result<Option<u64>, StoreError> {
+        // One index seek: on the caller's thread.
+        self.readers.inline(|conn| events::position_at(conn, at))
     }
 
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {

@@ -2,7 +2,8 @@
 
 use cqrs_core::testing::toy::{Tally, TallyCommand};
 use cqrs_core::{
-    EventStore, ExpectedVersion, Metadata, NewEvent, Repository, RepositoryError, StoreError,
+    EventFilter, EventStore, ExpectedVersion, LogRead, Metadata, NewEvent, Repository,
+    RepositoryError, StoreError,
 };
 use cqrs_sqlite::{SqliteError, SqliteOptions, SqliteStore, Synchronous, SCHEMA_VERSION};
 use rusqlite::Connection;
@@ -383,9 +384,14 @@ async fn a_file_of_an_older_schema_is_migrated_on_open_keeping_its_events() {
         .await
         .unwrap();
     drop(store);
-    // Take the file back to schema 1, which had no snapshots and no checkpoints tables.
+    // Take the file back to schema 1, which had no snapshots and no checkpoints tables, and
+    // no category column or read indexes (schema 4).
     raw(&db_path(&dir))
-        .execute_batch("DROP TABLE snapshots; DROP TABLE checkpoints; PRAGMA user_version = 1;")
+        .execute_batch(
+            "DROP INDEX events_by_category; DROP INDEX events_by_type;
+             DROP INDEX events_by_recorded_at; ALTER TABLE events DROP COLUMN category;
+             DROP TABLE snapshots; DROP TABLE checkpoints; PRAGMA user_version = 1;",
+        )
         .unwrap();
 
     let store = SqliteStore::open(db_path(&dir)).await.unwrap();
@@ -410,4 +416,51 @@ async fn a_file_of_an_older_schema_is_migrated_on_open_keeping_its_events() {
     use cqrs_core::CheckpointStore;
     store.save_checkpoint("sub", 1).await.unwrap();
     assert_eq!(store.load_checkpoint("sub").await.unwrap(), 1);
+    // Events stored before schema 4 are found by category, type and time.
+    for filter in [
+        EventFilter::all().with_categories(["s"]),
+        EventFilter::all().with_event_types(["Tagged"]),
+    ] {
+        let read = LogRead::backward(u64::MAX, 10).matching(filter);
+        assert_eq!(store.read_log(&read).await.unwrap(), appended.events);
+    }
+    let at = appended.events[0].recorded_at;
+    assert_eq!(store.position_at(at).await.unwrap(), Some(1));
+}
+
+/// `recorded_at` never goes back along positions, even when the clock reads earlier than
+/// the latest stored event (here: one stored an hour ahead, as by a clock later stepped
+/// back, or by another process whose clock runs ahead).
+#[tokio::test]
+async fn appends_are_never_recorded_before_the_latest_stored_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(db_path(&dir)).await.unwrap();
+    let ahead = cqrs_core::backend::recorded_now() + chrono::Duration::hours(1);
+    raw(&db_path(&dir))
+        .execute(
+            "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, \
+             payload, metadata, recorded_at) VALUES ('ahead', 1, ?1, 'Tagged', 1, '{}', '{}', ?2)",
+            rusqlite::params![
+                Uuid::new_v4().as_bytes().as_slice(),
+                ahead.timestamp_micros()
+            ],
+        )
+        .unwrap();
+    let appended = store
+        .append(
+            "s",
+            ExpectedVersion::Any,
+            vec![new_event("a"), new_event("b")],
+        )
+        .await
+        .unwrap();
+    for event in &appended.events {
+        assert_eq!(
+            event.recorded_at, ahead,
+            "recorded with the latest stored time"
+        );
+    }
+    let read = store.read_stream("s", 1, 10).await.unwrap();
+    assert_eq!(read, appended.events);
+    assert_eq!(store.position_at(ahead).await.unwrap(), Some(1));
 }

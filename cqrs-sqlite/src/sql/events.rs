@@ -1,13 +1,18 @@
-//! The event log: appending a stream's events, reading pages of it, and decoding its rows.
+//! The event log: appending a stream's events, reading pages of it (whole streams, the
+//! global log filtered and in either direction), finding events by id and by time, and
+//! decoding its rows.
 
-use crate::error::{is_duplicate_event_id, store_error};
+use crate::error::{is_duplicate_event_id, store_error, SqliteError};
 use crate::integer::convert;
 use crate::page::{Page, Range};
 use chrono::{DateTime, Utc};
-use cqrs_core::backend::decode_metadata;
-use cqrs_core::{Appended, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError};
+use cqrs_core::backend::{decode_metadata, recording_time};
+use cqrs_core::{
+    Appended, Direction, EventFilter, ExpectedVersion, Metadata, NewEvent, RecordedEvent,
+    StoreError,
+};
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, Row, Rows, ToSql};
 use uuid::Uuid;
 
 /// Rows a read makes room for up front; a huge limit says "everything", not how much is
@@ -33,6 +38,58 @@ const STREAM_BACKWARD: &str =
     select_events!("WHERE stream_id = ?1 AND version <= ?2 ORDER BY version DESC LIMIT ?3");
 /// Every event from a position on, in global order.
 const GLOBAL_FORWARD: &str = select_events!("WHERE position >= ?1 ORDER BY position LIMIT ?2");
+/// Every event up to a position, newest first.
+const GLOBAL_BACKWARD: &str =
+    select_events!("WHERE position <= ?1 ORDER BY position DESC LIMIT ?2");
+
+// Filtered reads of the log: one range of an index per category (or event type) asked
+// for, in position order; several ranges are merged by `select_log`. `INDEXED BY` holds the
+// plan to that range (without it SQLite may pick another index, then sort every match).
+// Parameters: ?1 the category or type, ?2 the position bound, ?3 the limit, ?4 the event
+// types as a JSON array.
+
+/// A category's events from a position on.
+const CATEGORY_FORWARD: &str = select_events!(
+    "INDEXED BY events_by_category WHERE category = ?1 AND position >= ?2 \
+     ORDER BY position LIMIT ?3"
+);
+/// A category's events up to a position, newest first.
+const CATEGORY_BACKWARD: &str = select_events!(
+    "INDEXED BY events_by_category WHERE category = ?1 AND position <= ?2 \
+     ORDER BY position DESC LIMIT ?3"
+);
+/// A category's events of some types from a position on.
+const CATEGORY_TYPES_FORWARD: &str = select_events!(
+    "INDEXED BY events_by_category WHERE category = ?1 AND position >= ?2 \
+     AND event_type IN (SELECT value FROM json_each(?4)) ORDER BY position LIMIT ?3"
+);
+/// A category's events of some types up to a position, newest first.
+const CATEGORY_TYPES_BACKWARD: &str = select_events!(
+    "INDEXED BY events_by_category WHERE category = ?1 AND position <= ?2 \
+     AND event_type IN (SELECT value FROM json_each(?4)) ORDER BY position DESC LIMIT ?3"
+);
+/// An event type's events from a position on.
+const TYPE_FORWARD: &str = select_events!(
+    "INDEXED BY events_by_type WHERE event_type = ?1 AND position >= ?2 \
+     ORDER BY position LIMIT ?3"
+);
+/// An event type's events up to a position, newest first.
+const TYPE_BACKWARD: &str = select_events!(
+    "INDEXED BY events_by_type WHERE event_type = ?1 AND position <= ?2 \
+     ORDER BY position DESC LIMIT ?3"
+);
+
+/// The events with the ids of a JSON array of hex strings, through `UNIQUE(event_id)`.
+const BY_IDS: &str =
+    select_events!("WHERE event_id IN (SELECT unhex(value) FROM json_each(?1)) ORDER BY position");
+
+/// The first position recorded at or after an instant: `recorded_at` never decreases along
+/// positions, so it is the first entry of the index from that instant on.
+const POSITION_AT: &str = "SELECT position FROM events INDEXED BY events_by_recorded_at \
+     WHERE recorded_at >= ?1 ORDER BY recorded_at, position LIMIT 1";
+
+/// The time of the latest event (the largest rowid: one step down the table's b-tree).
+const LAST_RECORDED_AT: &str = "SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1";
 
 /// The stream's current version (`None`: never written); appends are checked against it.
 pub(crate) fn stream_version(
@@ -54,16 +111,24 @@ pub(crate) fn stream_version(
         .transpose()
 }
 
-/// Checks the expected version and inserts the events, inside the caller's savepoint.
+/// Checks the expected version and inserts the events, inside the caller's savepoint,
+/// recorded now but never before the latest stored event (read here, under the write
+/// lock, so `recorded_at` never decreases along positions even if the clock steps back).
 pub(crate) fn append(
     conn: &Connection,
     stream_id: &str,
     expected: ExpectedVersion,
     events: Vec<NewEvent>,
-    recorded_at: DateTime<Utc>,
 ) -> Result<Appended, StoreError> {
     let current = stream_version(conn, stream_id)?;
     expected.check(stream_id, current)?;
+    if events.is_empty() {
+        return Ok(Appended {
+            version: current.unwrap_or(0),
+            events: Vec::new(),
+        });
+    }
+    let recorded_at = recording_time(last_recorded_at(conn)?);
     let mut version = current.unwrap_or(0);
     let mut statement = conn
         .prepare_cached(
@@ -115,6 +180,24 @@ pub(crate) fn append(
     })
 }
 
+/// The time of the latest stored event, if any.
+fn last_recorded_at(conn: &Connection) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let mut statement = conn.prepare_cached(LAST_RECORDED_AT).map_err(store_error)?;
+    let mut rows = statement.query([]).map_err(store_error)?;
+    let Some(row) = rows.next().map_err(store_error)? else {
+        return Ok(None);
+    };
+    let micros: i64 = row.get(0).map_err(store_error)?;
+    match DateTime::from_timestamp_micros(micros) {
+        Some(last) => Ok(Some(last)),
+        None => Err(SqliteError::OutOfRange {
+            what: "recorded_at of the latest event",
+            value: micros.to_string(),
+        }
+        .into()),
+    }
+}
+
 /// Reads and decodes the events of `page`, in the page's order.
 pub(crate) fn select(conn: &Connection, page: &Page) -> Result<Vec<RecordedEvent>, StoreError> {
     // SQLite's integers are signed: a bound past the largest one means "no bound", as the
@@ -122,21 +205,183 @@ pub(crate) fn select(conn: &Connection, page: &Page) -> Result<Vec<RecordedEvent
     let limit: i64 = convert(page.limit, "limit").unwrap_or(i64::MAX);
     let from: i64 = convert(page.range.from(), "from").unwrap_or(i64::MAX);
     let (sql, stream_id) = match &page.range {
-        Range::StreamForward { stream_id, .. } => (STREAM_FORWARD, Some(stream_id)),
-        Range::StreamBackward { stream_id, .. } => (STREAM_BACKWARD, Some(stream_id)),
-        Range::Global { .. } => (GLOBAL_FORWARD, None),
+        Range::StreamForward { stream_id, .. } => (STREAM_FORWARD, stream_id),
+        Range::StreamBackward { stream_id, .. } => (STREAM_BACKWARD, stream_id),
+        Range::Log {
+            direction, filter, ..
+        } => return select_log(conn, *direction, filter, from, limit, page.limit),
     };
     let mut statement = conn.prepare_cached(sql).map_err(store_error)?;
-    let rows = match stream_id {
-        Some(stream_id) => statement.query(params![stream_id, from, limit]),
-        None => statement.query(params![from, limit]),
-    };
-    let mut rows = rows.map_err(store_error)?;
+    let mut rows = statement
+        .query(params![stream_id, from, limit])
+        .map_err(store_error)?;
     let mut events = Vec::with_capacity(page.limit.min(PREALLOCATED_ROWS));
     while let Some(row) = rows.next().map_err(store_error)? {
-        events.push(recorded_event(row, stream_id.map(String::as_str))?);
+        events.push(recorded_event(row, Some(stream_id.as_str()))?);
     }
     Ok(events)
+}
+
+/// Reads up to `wanted` events of the log that `filter` takes, from position `from` on in
+/// `direction`: one index range per category asked for (or, with no category, per event
+/// type), each in position order, merged by position. The ranges never share an event (an
+/// event has one category and one type), and each is stepped only as far as the merge takes
+/// from it, so no more than one row per range is decoded and left unused.
+fn select_log(
+    conn: &Connection,
+    direction: Direction,
+    filter: &EventFilter,
+    from: i64,
+    limit: i64,
+    wanted: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let forward = direction == Direction::Forward;
+    let types_json;
+    let (sql, keys, types): (&str, Vec<&String>, Option<&String>) =
+        match (filter.categories(), filter.event_types()) {
+            (Some(categories), Some(types)) => {
+                types_json = json_array(types.iter().map(String::as_str))?;
+                let sql = if forward {
+                    CATEGORY_TYPES_FORWARD
+                } else {
+                    CATEGORY_TYPES_BACKWARD
+                };
+                (sql, categories.iter().collect(), Some(&types_json))
+            }
+            (Some(categories), None) => {
+                let sql = if forward {
+                    CATEGORY_FORWARD
+                } else {
+                    CATEGORY_BACKWARD
+                };
+                (sql, categories.iter().collect(), None)
+            }
+            (None, Some(types)) => {
+                let sql = if forward { TYPE_FORWARD } else { TYPE_BACKWARD };
+                (sql, types.iter().collect(), None)
+            }
+            (None, None) => {
+                let sql = if forward {
+                    GLOBAL_FORWARD
+                } else {
+                    GLOBAL_BACKWARD
+                };
+                (sql, Vec::new(), None)
+            }
+        };
+    // One statement per range (the same SQL prepared again for each one after the first,
+    // since a cached statement serves one query at a time).
+    let ranges = keys.len().max(1);
+    let mut statements = Vec::with_capacity(ranges);
+    for _ in 0..ranges {
+        statements.push(conn.prepare_cached(sql).map_err(store_error)?);
+    }
+    let mut cursors = Vec::with_capacity(ranges);
+    for (i, statement) in statements.iter_mut().enumerate() {
+        let rows = match (keys.get(i), types) {
+            (None, _) => statement.query(params![from, limit]),
+            (Some(key), None) => statement.query(params![key, from, limit]),
+            (Some(key), Some(types)) => {
+                let bound: [&dyn ToSql; 4] = [key, &from, &limit, types];
+                statement.query(&bound[..])
+            }
+        };
+        cursors.push(rows.map_err(store_error)?);
+    }
+    merge(&mut cursors, forward, wanted)
+}
+
+/// Takes up to `wanted` events from `cursors` (each in the read's order), the next one
+/// always from the cursor whose event comes first: lowest position forward, highest
+/// backward.
+fn merge(
+    cursors: &mut [Rows<'_>],
+    forward: bool,
+    wanted: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut heads = Vec::with_capacity(cursors.len());
+    for cursor in cursors.iter_mut() {
+        heads.push(next_event(cursor)?);
+    }
+    let mut events = Vec::with_capacity(wanted.min(PREALLOCATED_ROWS));
+    while events.len() < wanted {
+        let first = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, head)| head.as_ref().map(|event| (i, event.position)))
+            .reduce(|a, b| {
+                let b_first = if forward { b.1 < a.1 } else { b.1 > a.1 };
+                if b_first {
+                    b
+                } else {
+                    a
+                }
+            });
+        let Some((i, _)) = first else {
+            break;
+        };
+        let next = if events.len() + 1 < wanted {
+            next_event(&mut cursors[i])?
+        } else {
+            None // the page is full with this event: read no further
+        };
+        if let Some(event) = std::mem::replace(&mut heads[i], next) {
+            events.push(event);
+        }
+    }
+    Ok(events)
+}
+
+/// The cursor's next event, decoded.
+fn next_event(cursor: &mut Rows<'_>) -> Result<Option<RecordedEvent>, StoreError> {
+    match cursor.next().map_err(store_error)? {
+        Some(row) => recorded_event(row, None).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `items` as a JSON array of strings, the one parameter a variable-length list is bound
+/// as (read back in SQL with `json_each`), so each query keeps one prepared statement.
+fn json_array<'a>(items: impl Iterator<Item = &'a str>) -> Result<String, StoreError> {
+    serde_json::to_string(&items.collect::<Vec<_>>()).map_err(|e| StoreError::Backend(Box::new(e)))
+}
+
+/// The stored events with these ids, in position order (each id once, unknown ones left
+/// out), in one query through `UNIQUE(event_id)`.
+pub(crate) fn select_by_ids(
+    conn: &Connection,
+    event_ids: &[Uuid],
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    if event_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hex: Vec<String> = event_ids.iter().map(|id| id.simple().to_string()).collect();
+    let ids = json_array(hex.iter().map(String::as_str))?;
+    let mut statement = conn.prepare_cached(BY_IDS).map_err(store_error)?;
+    let mut rows = statement.query([ids]).map_err(store_error)?;
+    let mut events = Vec::with_capacity(event_ids.len().min(PREALLOCATED_ROWS));
+    while let Some(row) = rows.next().map_err(store_error)? {
+        events.push(recorded_event(row, None)?);
+    }
+    Ok(events)
+}
+
+/// The first position recorded at or after `at` (`None`: there is none).
+pub(crate) fn position_at(conn: &Connection, at: DateTime<Utc>) -> Result<Option<u64>, StoreError> {
+    // Stored times are whole microseconds: an instant between two of them is found from
+    // the next one up.
+    let partial = !at.timestamp_subsec_nanos().is_multiple_of(1_000);
+    let micros = at.timestamp_micros().saturating_add(i64::from(partial));
+    let position: Option<i64> = conn
+        .prepare_cached(POSITION_AT)
+        .and_then(|mut statement| {
+            let mut rows = statement.query([micros])?;
+            rows.next()?.map(|row| row.get(0)).transpose()
+        })
+        .map_err(store_error)?;
+    position
+        .map(|position| convert(position, "position").map_err(StoreError::from))
+        .transpose()
 }
 
 /// Decodes one row; a damaged envelope is a `Corrupt` error naming stream and version
@@ -212,4 +457,112 @@ fn recorded_event(row: &Row<'_>, known_stream: Option<&str>) -> Result<RecordedE
         metadata,
         recorded_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::SqliteOptions;
+    use crate::sql::schema;
+
+    /// The plan SQLite chooses for `sql`, one line per step.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // Unbound parameters read as NULL; the plan does not depend on them.
+        let mut rows = statement.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        steps.join("\n")
+    }
+
+    /// Reads of the log seek an index range in the read's order, and never scan the table
+    /// or sort what they found; lookups by id and by time seek their index.
+    #[test]
+    fn log_reads_and_lookups_seek_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let conn = schema::open_writer(&path, &SqliteOptions::default()).unwrap();
+        let reads = [
+            (GLOBAL_FORWARD, "USING INTEGER PRIMARY KEY (rowid>?)"),
+            (GLOBAL_BACKWARD, "USING INTEGER PRIMARY KEY (rowid<?)"),
+            (
+                CATEGORY_FORWARD,
+                "USING INDEX events_by_category (category=? AND position>?)",
+            ),
+            (
+                CATEGORY_BACKWARD,
+                "USING INDEX events_by_category (category=? AND position<?)",
+            ),
+            (
+                CATEGORY_TYPES_FORWARD,
+                "USING INDEX events_by_category (category=? AND position>?)",
+            ),
+            (
+                CATEGORY_TYPES_BACKWARD,
+                "USING INDEX events_by_category (category=? AND position<?)",
+            ),
+            (
+                TYPE_FORWARD,
+                "USING INDEX events_by_type (event_type=? AND position>?)",
+            ),
+            (
+                TYPE_BACKWARD,
+                "USING INDEX events_by_type (event_type=? AND position<?)",
+            ),
+            (
+                POSITION_AT,
+                "USING COVERING INDEX events_by_recorded_at (recorded_at>?)",
+            ),
+        ];
+        for (sql, search) in reads {
+            let plan = plan(&conn, sql);
+            let first = plan.lines().next().unwrap_or_default();
+            assert_eq!(first, format!("SEARCH events {search}"), "{sql}");
+            assert!(!plan.contains("TEMP B-TREE"), "{sql} sorts:\n{plan}");
+        }
+        let by_ids = plan(&conn, BY_IDS);
+        assert!(
+            by_ids.starts_with("SEARCH events USING INDEX sqlite_autoindex_events_1 (event_id=?)"),
+            "{by_ids}"
+        );
+    }
+
+    /// SQL's category (the generated column) is `cqrs_core::category`, on any stream id.
+    #[test]
+    fn the_stored_category_is_the_one_the_core_computes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let conn = schema::open_writer(&path, &SqliteOptions::default()).unwrap();
+        let ids = [
+            "Cart-42",
+            "Cart-4-2",
+            "Cart-",
+            "Cart",
+            "-42",
+            "--",
+            "Käse-1",
+            "日本-語",
+            "a\u{2010}b-c",
+            " Cart -1",
+        ];
+        for (version, id) in (1..).zip(ids) {
+            let uuid = Uuid::new_v4();
+            conn.execute(
+                "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, \
+                 payload, metadata, recorded_at) VALUES (?1, ?2, ?3, 'T', 1, '{}', '{}', 0)",
+                params![id, version, uuid.as_bytes().as_slice()],
+            )
+            .unwrap();
+            let stored: String = conn
+                .query_row(
+                    "SELECT category FROM events WHERE event_id = ?1",
+                    [uuid.as_bytes().as_slice()],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(stored, cqrs_core::category(id), "{id:?}");
+        }
+    }
 }

@@ -8,7 +8,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 
 /// The schema version this crate writes: how many migrations it knows.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Each entry moves the schema one version up; `PRAGMA user_version` records how many ran.
 /// Never edit an entry once released: add one, and raise [`SCHEMA_VERSION`] (the array's
@@ -47,6 +47,21 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
         position     INTEGER NOT NULL CHECK (position >= 0),
         updated_at   INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 4: what filtered reads and time lookups seek by. `category` is the stream id up to its
+    // first '-' (`cqrs_core::category`), a virtual column: computed from `stream_id`, so it
+    // needs no back-fill of stored rows (which the triggers forbid) and can never disagree
+    // with it; only the index stores it. Each index ends with the position (the rowid), so
+    // a filtered read is a range of one index in log order. `recorded_at` never decreases
+    // along positions (the writer sees to it), so its index finds the first position at or
+    // after an instant.
+    "ALTER TABLE events ADD COLUMN category TEXT GENERATED ALWAYS AS (
+        CASE WHEN instr(stream_id, '-') > 0
+             THEN substr(stream_id, 1, instr(stream_id, '-') - 1)
+             ELSE stream_id END
+    ) VIRTUAL;
+    CREATE INDEX events_by_category ON events (category, position);
+    CREATE INDEX events_by_type ON events (event_type, position);
+    CREATE INDEX events_by_recorded_at ON events (recorded_at);",
 ];
 
 /// WAL pages after which the writer's commit copies the WAL into the database file
