@@ -118,6 +118,8 @@ mod tests {
             format!(r#"{{"correlation_id":"{id}","causation_id":"{id}"}}"#),
             format!(r#"{{"correlation_id":"{id}","custom":{{"user":"ann"}}}}"#),
             r#"{"custom":{"k":"v"}}"#.to_owned(),
+            r#"{"custom":{"tenant":42,"beta":true,"ratio":-0.5,"none":null}}"#.to_owned(),
+            format!(r#"{{"correlation_id":"{id}","custom":{{"org":{{"id":7,"tags":["a"]}}}}}}"#),
             r#"{"unknown":1}"#.to_owned(),
         ];
         for text in &texts {

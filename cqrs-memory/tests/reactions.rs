@@ -234,7 +234,10 @@ async fn commands_issued_by_handlers_carry_correlation_and_causation_ids() {
     assert_eq!(copies.len(), 1);
     assert_eq!(copies[0].metadata.correlation_id, Some(request));
     assert_eq!(copies[0].metadata.causation_id, Some(cause.event_id));
-    assert_eq!(copies[0].metadata.get("tenant"), Some("t1"));
+    assert_eq!(
+        copies[0].metadata.get("tenant").and_then(|v| v.as_str()),
+        Some("t1")
+    );
     assert_eq!(cause.metadata.causation_id, None);
 }
 

@@ -132,7 +132,10 @@ async fn metadata_reaches_every_event_and_a_correlation_id_is_always_set() {
     assert_eq!(versions, [1, 2, 3]);
     for envelope in &committed.events {
         assert_eq!(envelope.metadata.correlation_id, Some(correlation));
-        assert_eq!(envelope.metadata.get("user"), Some("ada"));
+        assert_eq!(
+            envelope.metadata.get("user").and_then(|v| v.as_str()),
+            Some("ada")
+        );
         assert_eq!(envelope.stream_id, "Tally-t");
     }
     let stored = tallies.store().read_stream("Tally-t", 1, 10).await.unwrap();

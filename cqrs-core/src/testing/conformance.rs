@@ -496,9 +496,9 @@ pub async fn metadata_and_unicode_round_trip<S: EventStore>(store: &S) {
         "null",
     ];
     let mut custom = BTreeMap::new();
-    custom.insert("tenant".to_owned(), "ÅÄÖ-株式会社".to_owned());
-    custom.insert("empty".to_owned(), String::new());
-    custom.insert("json-ish".to_owned(), "{\"not\":\"parsed\"}".to_owned());
+    custom.insert("tenant".to_owned(), "ÅÄÖ-株式会社".into());
+    custom.insert("empty".to_owned(), "".into());
+    custom.insert("json-ish".to_owned(), "{\"not\":\"parsed\"}".into());
     let metadata = Metadata {
         correlation_id: Some(Uuid::new_v4()),
         causation_id: Some(Uuid::new_v4()),
@@ -532,6 +532,70 @@ pub async fn metadata_and_unicode_round_trip<S: EventStore>(store: &S) {
         assert_eq!(stored.len(), written.len());
         for (stored, new) in stored.iter().zip(&written) {
             assert_same_event(stored, new);
+        }
+    }
+}
+
+/// The application's metadata keys hold any JSON value, and every read gives each back
+/// exactly: numbers stay numbers of the same value (a tenant id 42 is not "42"), booleans,
+/// null, arrays and nested objects stay what they were.
+pub async fn metadata_values_of_any_json_type_round_trip<S: EventStore>(store: &S) {
+    use serde_json::{json, Value};
+    let metadata = Metadata::new()
+        .with_correlation_id(Uuid::new_v4())
+        .with("tenant_id", 42)
+        .with("tenant_code", "42")
+        .with("negative", -7)
+        .with("largest", u64::MAX)
+        .with("smallest", i64::MIN)
+        .with("tenth", 0.1)
+        .with("huge", 1e300)
+        .with("beta", true)
+        .with("legacy", false)
+        .with("nothing", Value::Null)
+        .with("tags", json!(["a", 1, [], {}]))
+        .with(
+            "org",
+            json!({ "id": 7, "name": "Åkesson & 株式会社", "parent": { "id": 1, "tags": [] } }),
+        )
+        .with("empty", json!({}))
+        .with("ключ 🔑", "value");
+    let stream = new_stream();
+    let written: Vec<NewEvent> = ["a", "b"]
+        .iter()
+        .map(|tag| NewEvent {
+            metadata: metadata.clone(),
+            ..event(tag)
+        })
+        .collect();
+    let appended = store
+        .append(&stream, ExpectedVersion::Any, written)
+        .await
+        .unwrap()
+        .events;
+    let first = appended[0].position;
+    let ids: Vec<Uuid> = appended.iter().map(|e| e.event_id).collect();
+    let reads = [
+        appended.clone(),
+        read_whole_stream(store, &stream).await,
+        store.read_log(&LogRead::forward(first, 2)).await.unwrap(),
+        store.read_events_by_id(&ids).await.unwrap(),
+    ];
+    for read in reads {
+        assert_eq!(read.len(), 2);
+        for stored in read {
+            assert_eq!(stored.metadata, metadata, "metadata changed");
+            let get = |key: &str| stored.metadata.get(key).cloned();
+            assert_eq!(get("tenant_id").and_then(|v| v.as_u64()), Some(42));
+            assert_eq!(get("tenant_code"), Some(json!("42")));
+            assert_eq!(get("negative").and_then(|v| v.as_i64()), Some(-7));
+            assert_eq!(get("largest").and_then(|v| v.as_u64()), Some(u64::MAX));
+            assert_eq!(get("smallest").and_then(|v| v.as_i64()), Some(i64::MIN));
+            assert_eq!(get("tenth").and_then(|v| v.as_f64()), Some(0.1));
+            assert_eq!(get("huge").and_then(|v| v.as_f64()), Some(1e300));
+            assert_eq!(get("beta"), Some(Value::Bool(true)));
+            assert_eq!(get("nothing"), Some(Value::Null));
+            assert_eq!(get("org").and_then(|v| v["parent"]["id"].as_u64()), Some(1));
         }
     }
 }
@@ -1089,6 +1153,7 @@ macro_rules! store_conformance_tests {
             global_paging_on_empty_store,
             positions_are_gap_free_on_empty_store,
             metadata_and_unicode_round_trip,
+            metadata_values_of_any_json_type_round_trip,
             timestamps_have_microsecond_precision,
             concurrent_writers_on_one_stream,
             concurrent_writers_on_many_streams,
