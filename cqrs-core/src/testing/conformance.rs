@@ -16,6 +16,7 @@ use crate::log::{Direction, EventFilter, LogRead};
 use crate::metadata::Metadata;
 use crate::snapshot::{Snapshot, SnapshotStore};
 use crate::store::{EventStore, ExpectedVersion, StoreError};
+use crate::subscription::CheckpointStore;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
@@ -1089,6 +1090,96 @@ pub async fn concurrent_writers_on_many_streams<S: EventStore>(store: &S) {
     }
 }
 
+/// When a store gives an append signal ([`EventStore::appends`]), it holds the position of
+/// the latest append after each append returns: the last event's, for a batch. Empty and
+/// refused appends leave it where it was. (A store that returns `None` passes: readers
+/// then poll.)
+pub async fn the_append_signal_reports_each_append_on_empty_store<S: EventStore>(store: &S) {
+    let Some(mut signal) = store.appends() else {
+        return;
+    };
+    assert!(
+        read_whole_log(store).await.is_empty(),
+        "needs an empty store"
+    );
+    assert_eq!(*signal.borrow_and_update(), 0, "nothing appended yet");
+    let (a, b) = (new_stream(), new_stream());
+    for (stream, count) in [(&a, 1), (&b, 3), (&a, 2)] {
+        let appended = store
+            .append(stream, ExpectedVersion::Any, events("s", count))
+            .await
+            .unwrap();
+        let last = appended.events.last().map(|e| e.position);
+        assert!(
+            signal.has_changed().unwrap_or(false),
+            "no signal of the append"
+        );
+        assert_eq!(Some(*signal.borrow_and_update()), last);
+        let late = store.appends().map(|late| *late.borrow());
+        assert_eq!(
+            late, last,
+            "a signal taken later starts at the latest append"
+        );
+    }
+    let before = *signal.borrow_and_update();
+    store
+        .append(&a, ExpectedVersion::Any, Vec::new())
+        .await
+        .unwrap();
+    let refused = store
+        .append(&a, ExpectedVersion::NoStream, events("x", 1))
+        .await;
+    assert!(refused.is_err());
+    assert_eq!(
+        *signal.borrow(),
+        before,
+        "an append that added nothing moved the signal"
+    );
+}
+
+/// A checkpoint store starts every subscription at 0, gives back what was saved last
+/// (moving forward, and back to 0 as a reset does), and keeps each name's apart.
+pub async fn checkpoints_start_at_zero_and_keep_the_latest<S: CheckpointStore>(store: &S) {
+    let (name, other) = (new_stream(), new_stream());
+    assert_eq!(
+        store.load_checkpoint(&name).await.unwrap(),
+        0,
+        "an unknown name"
+    );
+    store.save_checkpoint(&name, 7).await.unwrap();
+    assert_eq!(store.load_checkpoint(&name).await.unwrap(), 7);
+    store.save_checkpoint(&name, 12).await.unwrap();
+    assert_eq!(
+        store.load_checkpoint(&name).await.unwrap(),
+        12,
+        "overwritten"
+    );
+    assert_eq!(
+        store.load_checkpoint(&other).await.unwrap(),
+        0,
+        "names share a checkpoint"
+    );
+    store.save_checkpoint(&other, 3).await.unwrap();
+    assert_eq!(store.load_checkpoint(&name).await.unwrap(), 12);
+    store.save_checkpoint(&name, 0).await.unwrap();
+    assert_eq!(
+        store.load_checkpoint(&name).await.unwrap(),
+        0,
+        "reset to the start"
+    );
+    assert_eq!(store.load_checkpoint(&other).await.unwrap(), 3);
+    // A position as large as a signed 64-bit rowid (SQLite's) is kept whole.
+    let largest = u64::try_from(i64::MAX).unwrap_or(u64::MAX);
+    store
+        .save_checkpoint("名前 with spaces", largest)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_checkpoint("名前 with spaces").await.unwrap(),
+        largest
+    );
+}
+
 /// A snapshot store keeps the latest snapshot per stream, byte for byte, and never lets an
 /// older one replace a newer.
 pub async fn snapshots_keep_the_latest<S: SnapshotStore>(store: &S) {
@@ -1131,6 +1222,17 @@ macro_rules! snapshot_store_conformance_tests {
     };
 }
 
+/// One `#[tokio::test]` per checkpoint-store check, each on a fresh store (see
+/// [`store_conformance_tests!`](crate::store_conformance_tests)).
+#[macro_export]
+macro_rules! checkpoint_store_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@each $make;
+            checkpoints_start_at_zero_and_keep_the_latest,
+        );
+    };
+}
+
 /// One `#[tokio::test]` per conformance check, each on a fresh store made by `$make`, an
 /// async expression whose value derefs to the store (an `Arc<Store>`, or a guard that also
 /// keeps a temporary directory alive).
@@ -1163,6 +1265,7 @@ macro_rules! store_conformance_tests {
             events_are_found_by_id,
             position_at_finds_the_first_event_recorded_then_on_empty_store,
             recorded_at_never_decreases_along_positions,
+            the_append_signal_reports_each_append_on_empty_store,
         );
     };
     (@each $make:expr; $($check:ident,)*) => {
