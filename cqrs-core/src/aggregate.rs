@@ -78,7 +78,8 @@ pub trait DomainEvent:
 /// needs is in the event. That is what makes replay deterministic.
 pub trait Aggregate: Default + Send + Sync + 'static {
     /// Names the aggregate's streams (`<TYPE>-<id>`), so two aggregate types never share one.
-    /// Keep it free of `-` so that stream names stay unambiguous.
+    /// Keep it free of `-` so that stream names stay unambiguous and the streams' category
+    /// (see [`category`]) is exactly `TYPE`, the key filtered reads of the log use.
     const TYPE: &'static str;
     /// What callers ask of the aggregate; cloned when a conflicting command is retried.
     type Command: Clone + Send + Sync + 'static;
@@ -100,7 +101,8 @@ pub fn stream_id<A: Aggregate>(id: &str) -> String {
 }
 
 /// Whether `stream_id` is a stream of aggregate `A` (`<A::TYPE>-<id>`), the test handlers and
-/// projections use to pick their aggregate's events out of the global log.
+/// projections make on each event they are given (their reads of the log are already
+/// filtered by [`category`]; this also holds for a `TYPE` that breaks the no-`-` rule).
 pub fn is_stream_of<A: Aggregate>(stream_id: &str) -> bool {
     aggregate_id::<A>(stream_id).is_some()
 }
