@@ -45,8 +45,8 @@ const GLOBAL_BACKWARD: &str =
 // Filtered reads of the log: one range of an index per category (or event type) asked
 // for, in position order; several ranges are merged by `select_log`. `INDEXED BY` holds the
 // plan to that range (without it SQLite may pick another index, then sort every match).
-// Parameters: ?1 the category or type, ?2 the position bound, ?3 the limit, ?4 the event
-// types as a JSON array.
+// Parameters: ?1 the category or type, ?2 the position bound, ?3 the limit, ?4 the
+// categories as a JSON array.
 
 /// A category's events from a position on.
 const CATEGORY_FORWARD: &str = select_events!(
@@ -58,16 +58,6 @@ const CATEGORY_BACKWARD: &str = select_events!(
     "INDEXED BY events_by_category WHERE category = ?1 AND position <= ?2 \
      ORDER BY position DESC LIMIT ?3"
 );
-/// A category's events of some types from a position on.
-const CATEGORY_TYPES_FORWARD: &str = select_events!(
-    "INDEXED BY events_by_category WHERE category = ?1 AND position >= ?2 \
-     AND event_type IN (SELECT value FROM json_each(?4)) ORDER BY position LIMIT ?3"
-);
-/// A category's events of some types up to a position, newest first.
-const CATEGORY_TYPES_BACKWARD: &str = select_events!(
-    "INDEXED BY events_by_category WHERE category = ?1 AND position <= ?2 \
-     AND event_type IN (SELECT value FROM json_each(?4)) ORDER BY position DESC LIMIT ?3"
-);
 /// An event type's events from a position on.
 const TYPE_FORWARD: &str = select_events!(
     "INDEXED BY events_by_type WHERE event_type = ?1 AND position >= ?2 \
@@ -77,6 +67,16 @@ const TYPE_FORWARD: &str = select_events!(
 const TYPE_BACKWARD: &str = select_events!(
     "INDEXED BY events_by_type WHERE event_type = ?1 AND position <= ?2 \
      ORDER BY position DESC LIMIT ?3"
+);
+/// An event type's events in some categories from a position on.
+const TYPE_CATEGORIES_FORWARD: &str = select_events!(
+    "INDEXED BY events_by_type WHERE event_type = ?1 AND position >= ?2 \
+     AND category IN (SELECT value FROM json_each(?4)) ORDER BY position LIMIT ?3"
+);
+/// An event type's events in some categories up to a position, newest first.
+const TYPE_CATEGORIES_BACKWARD: &str = select_events!(
+    "INDEXED BY events_by_type WHERE event_type = ?1 AND position <= ?2 \
+     AND category IN (SELECT value FROM json_each(?4)) ORDER BY position DESC LIMIT ?3"
 );
 
 /// The events with the ids of a JSON array of hex strings, through `UNIQUE(event_id)`.
@@ -223,10 +223,14 @@ pub(crate) fn select(conn: &Connection, page: &Page) -> Result<Vec<RecordedEvent
 }
 
 /// Reads up to `wanted` events of the log that `filter` takes, from position `from` on in
-/// `direction`: one index range per category asked for (or, with no category, per event
-/// type), each in position order, merged by position. The ranges never share an event (an
-/// event has one category and one type), and each is stepped only as far as the merge takes
-/// from it, so no more than one row per range is decoded and left unused.
+/// `direction`: one index range per event type asked for (or, with no type, per category),
+/// each in position order, merged by position. The ranges never share an event (an event
+/// has one category and one type), and each is stepped only as far as the merge takes from
+/// it, so no more than one row per range is decoded and left unused.
+///
+/// With both lists, the type ranges are read and the categories checked on each row: an
+/// event type usually belongs to one aggregate, so its range holds few events of other
+/// categories, where a category's range holds every other type of that aggregate.
 fn select_log(
     conn: &Connection,
     direction: Direction,
@@ -236,17 +240,17 @@ fn select_log(
     wanted: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let forward = direction == Direction::Forward;
-    let types_json;
-    let (sql, keys, types): (&str, Vec<&String>, Option<&String>) =
+    let categories_json;
+    let (sql, keys, categories): (&str, Vec<&String>, Option<&String>) =
         match (filter.categories(), filter.event_types()) {
             (Some(categories), Some(types)) => {
-                types_json = json_array(types.iter().map(String::as_str))?;
+                categories_json = json_array(categories.iter().map(String::as_str))?;
                 let sql = if forward {
-                    CATEGORY_TYPES_FORWARD
+                    TYPE_CATEGORIES_FORWARD
                 } else {
-                    CATEGORY_TYPES_BACKWARD
+                    TYPE_CATEGORIES_BACKWARD
                 };
-                (sql, categories.iter().collect(), Some(&types_json))
+                (sql, types.iter().collect(), Some(&categories_json))
             }
             (Some(categories), None) => {
                 let sql = if forward {
@@ -278,11 +282,11 @@ fn select_log(
     }
     let mut cursors = Vec::with_capacity(ranges);
     for (i, statement) in statements.iter_mut().enumerate() {
-        let rows = match (keys.get(i), types) {
+        let rows = match (keys.get(i), categories) {
             (None, _) => statement.query(params![from, limit]),
             (Some(key), None) => statement.query(params![key, from, limit]),
-            (Some(key), Some(types)) => {
-                let bound: [&dyn ToSql; 4] = [key, &from, &limit, types];
+            (Some(key), Some(categories)) => {
+                let bound: [&dyn ToSql; 4] = [key, &from, &limit, categories];
                 statement.query(&bound[..])
             }
         };
@@ -496,12 +500,12 @@ mod tests {
                 "USING INDEX events_by_category (category=? AND position<?)",
             ),
             (
-                CATEGORY_TYPES_FORWARD,
-                "USING INDEX events_by_category (category=? AND position>?)",
+                TYPE_CATEGORIES_FORWARD,
+                "USING INDEX events_by_type (event_type=? AND position>?)",
             ),
             (
-                CATEGORY_TYPES_BACKWARD,
-                "USING INDEX events_by_category (category=? AND position<?)",
+                TYPE_CATEGORIES_BACKWARD,
+                "USING INDEX events_by_type (event_type=? AND position<?)",
             ),
             (
                 TYPE_FORWARD,
