@@ -276,6 +276,16 @@ fn select_log(
     // One statement per range (the same SQL prepared again for each one after the first,
     // since a cached statement serves one query at a time).
     let ranges = keys.len().max(1);
+    // Several ranges must read one snapshot: outside a transaction, a range that ends first
+    // can end SQLite's implicit read transaction, and a range stepped after it would see
+    // commits made since, taking a later event of its own while an earlier one of the ended
+    // range is missed (and a page continuing after it would never see it). The transaction
+    // is declared first so that it ends after the statements.
+    let _snapshot = if ranges > 1 && conn.is_autocommit() {
+        Some(conn.unchecked_transaction().map_err(store_error)?)
+    } else {
+        None
+    };
     let mut statements = Vec::with_capacity(ranges);
     for _ in 0..ranges {
         statements.push(conn.prepare_cached(sql).map_err(store_error)?);
@@ -531,6 +541,49 @@ mod tests {
             by_ids.starts_with("SEARCH events USING INDEX sqlite_autoindex_events_1 (event_id=?)"),
             "{by_ids}"
         );
+    }
+
+    /// A read merging several ranges reads them in one transaction of its own, and leaves
+    /// none open behind it.
+    #[test]
+    fn a_merged_read_ends_its_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let conn = schema::open_writer(&path, &SqliteOptions::default()).unwrap();
+        for (stream, event_type) in [("A-1", "X"), ("B-1", "Y"), ("A-1", "Y")] {
+            let event = NewEvent {
+                event_id: Uuid::new_v4(),
+                event_type: event_type.into(),
+                schema_version: 1,
+                payload: "{}".into(),
+                metadata: Metadata::new(),
+            };
+            append(&conn, stream, ExpectedVersion::Any, vec![event]).unwrap();
+        }
+        let read = |filter: EventFilter, direction| {
+            let range = Range::Log {
+                from: if direction == Direction::Forward {
+                    0
+                } else {
+                    u64::MAX
+                },
+                direction,
+                filter,
+            };
+            let page = Page { range, limit: 10 };
+            let events = select(&conn, &page).unwrap();
+            assert!(conn.is_autocommit(), "a transaction was left open");
+            events.iter().map(|e| e.position).collect::<Vec<_>>()
+        };
+        let both = EventFilter::all().with_categories(["A", "B"]);
+        assert_eq!(read(both.clone(), Direction::Forward), [1, 2, 3]);
+        assert_eq!(read(both.clone(), Direction::Backward), [3, 2, 1]);
+        let types = both.with_event_types(["X", "Y", "Z"]);
+        assert_eq!(read(types.clone(), Direction::Forward), [1, 2, 3]);
+        let only_a = EventFilter::all()
+            .with_categories(["A"])
+            .with_event_types(["Y", "Z"]);
+        assert_eq!(read(only_a, Direction::Backward), [3]);
     }
 
     /// SQL's category (the generated column) is `cqrs_core::category`, on any stream id.
