@@ -66,7 +66,7 @@ fn check_filter(filter: &EventFilter) -> Result<(), StoreError> {
 /// time in the store) if the clock reads earlier. Backends call it while holding their
 /// write lock, with the time of the last stored event, so `recorded_at` never decreases
 /// along positions even when the system clock steps back, and the first position recorded
-/// at or after an instant can be found by a seek.
+/// at or after an instant can be found by a search over positions, not a scan.
 pub fn recording_time(last: Option<DateTime<Utc>>) -> DateTime<Utc> {
     let now = recorded_now();
     match last {

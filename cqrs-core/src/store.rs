@@ -158,7 +158,7 @@ pub type PositionWatch = watch::Receiver<u64>;
 /// Reads past the end return fewer events (or none), never an error; an unknown stream
 /// reads as empty. `recorded_at` never decreases along positions (a backend records an
 /// append no earlier than the event before it, whatever the clock says), so time and
-/// position order agree and [`position_at`](EventStore::position_at) is a seek.
+/// position order agree and [`position_at`](EventStore::position_at) is a search, not a scan.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Appends all events or none, if `expected` holds for the stream.

@@ -5,9 +5,9 @@
 //!   queue for the write lock instead of failing with "database is locked".
 //! - A versioned schema migrated on open: `UNIQUE(stream_id, version)`, `UNIQUE(event_id)`,
 //!   and triggers that refuse UPDATE and DELETE on stored events; indexes by stream category
-//!   and by event type (each in position order) for filtered reads of the log, and by
-//!   `recorded_at`, which the writer keeps from ever decreasing along positions, for the
-//!   first position at an instant.
+//!   and by event type (each in position order) for filtered reads of the log. The writer
+//!   keeps `recorded_at` from ever decreasing along positions, so the first position at an
+//!   instant is a binary search over positions.
 //! - Snapshots (`SnapshotStore`) in table `snapshots`, the latest per stream; subscription
 //!   checkpoints (`CheckpointStore`) in table `checkpoints`.
 //! - Read models in the same file ([`Projection`]): inline, in the append's transaction, or

@@ -389,7 +389,7 @@ async fn a_file_of_an_older_schema_is_migrated_on_open_keeping_its_events() {
     raw(&db_path(&dir))
         .execute_batch(
             "DROP INDEX events_by_category; DROP INDEX events_by_type;
-             DROP INDEX events_by_recorded_at; ALTER TABLE events DROP COLUMN category;
+             ALTER TABLE events DROP COLUMN category;
              DROP TABLE snapshots; DROP TABLE checkpoints; PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -463,4 +463,48 @@ async fn appends_are_never_recorded_before_the_latest_stored_event() {
     let read = store.read_stream("s", 1, 10).await.unwrap();
     assert_eq!(read, appended.events);
     assert_eq!(store.position_at(ahead).await.unwrap(), Some(1));
+}
+
+/// The first position at an instant, found by a search over positions, also where positions
+/// have gaps and several events share a time.
+#[tokio::test]
+async fn position_at_searches_positions_with_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(db_path(&dir)).await.unwrap();
+    let conn = raw(&db_path(&dir));
+    // (position, recorded_at in microseconds): gaps, and a time shared by two events.
+    let rows = [(1, 10), (5, 20), (6, 20), (20, 30), (100, 40)];
+    for (version, (position, micros)) in (1..).zip(rows) {
+        conn.execute(
+            "INSERT INTO events (position, stream_id, version, event_id, event_type, \
+             schema_version, payload, metadata, recorded_at) \
+             VALUES (?1, 's', ?2, ?3, 'Tagged', 1, '{}', '{}', ?4)",
+            rusqlite::params![
+                position,
+                version,
+                Uuid::new_v4().as_bytes().as_slice(),
+                micros
+            ],
+        )
+        .unwrap();
+    }
+    let at = |micros| chrono::DateTime::from_timestamp_micros(micros).unwrap();
+    let expected = [
+        (0, Some(1)),
+        (10, Some(1)),
+        (11, Some(5)),
+        (20, Some(5)),
+        (21, Some(20)),
+        (30, Some(20)),
+        (31, Some(100)),
+        (40, Some(100)),
+        (41, None),
+    ];
+    for (micros, position) in expected {
+        assert_eq!(
+            store.position_at(at(micros)).await.unwrap(),
+            position,
+            "at {micros}"
+        );
+    }
 }

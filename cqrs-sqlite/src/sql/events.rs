@@ -83,13 +83,13 @@ const TYPE_CATEGORIES_BACKWARD: &str = select_events!(
 const BY_IDS: &str =
     select_events!("WHERE event_id IN (SELECT unhex(value) FROM json_each(?1)) ORDER BY position");
 
-/// The first position recorded at or after an instant: `recorded_at` never decreases along
-/// positions, so it is the first entry of the index from that instant on.
-const POSITION_AT: &str = "SELECT position FROM events INDEXED BY events_by_recorded_at \
-     WHERE recorded_at >= ?1 ORDER BY recorded_at, position LIMIT 1";
+/// The first event at or after a position, with its time: one probe of the search for the
+/// first position at an instant (one seek of the table's b-tree).
+const FIRST_FROM: &str =
+    "SELECT position, recorded_at FROM events WHERE position >= ?1 ORDER BY position LIMIT 1";
 
-/// The time of the latest event (the largest rowid: one step down the table's b-tree).
-const LAST_RECORDED_AT: &str = "SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1";
+/// The latest event, with its time (the largest rowid: one step down the table's b-tree).
+const LAST: &str = "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1";
 
 /// The stream's current version (`None`: never written); appends are checked against it.
 pub(crate) fn stream_version(
@@ -180,14 +180,27 @@ pub(crate) fn append(
     })
 }
 
+/// The position and time (microseconds) of the one event `sql` selects with `bound`, if any.
+fn position_and_time(
+    conn: &Connection,
+    sql: &str,
+    bound: impl rusqlite::Params,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut statement| {
+            let mut rows = statement.query(bound)?;
+            rows.next()?
+                .map(|row| Ok((row.get(0)?, row.get(1)?)))
+                .transpose()
+        })
+        .map_err(store_error)
+}
+
 /// The time of the latest stored event, if any.
 fn last_recorded_at(conn: &Connection) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let mut statement = conn.prepare_cached(LAST_RECORDED_AT).map_err(store_error)?;
-    let mut rows = statement.query([]).map_err(store_error)?;
-    let Some(row) = rows.next().map_err(store_error)? else {
+    let Some((_, micros)) = position_and_time(conn, LAST, [])? else {
         return Ok(None);
     };
-    let micros: i64 = row.get(0).map_err(store_error)?;
     match DateTime::from_timestamp_micros(micros) {
         Some(last) => Ok(Some(last)),
         None => Err(SqliteError::OutOfRange {
@@ -381,21 +394,41 @@ pub(crate) fn select_by_ids(
 }
 
 /// The first position recorded at or after `at` (`None`: there is none).
+///
+/// `recorded_at` never decreases along positions, so the table's own order (by position,
+/// its rowid) is time order, and a binary search over positions finds the instant: a few
+/// dozen seeks at most, and no index on `recorded_at` for every append to keep up.
 pub(crate) fn position_at(conn: &Connection, at: DateTime<Utc>) -> Result<Option<u64>, StoreError> {
     // Stored times are whole microseconds: an instant between two of them is found from
     // the next one up.
     let partial = !at.timestamp_subsec_nanos().is_multiple_of(1_000);
     let micros = at.timestamp_micros().saturating_add(i64::from(partial));
-    let position: Option<i64> = conn
-        .prepare_cached(POSITION_AT)
-        .and_then(|mut statement| {
-            let mut rows = statement.query([micros])?;
-            rows.next()?.map(|row| row.get(0)).transpose()
-        })
-        .map_err(store_error)?;
-    position
-        .map(|position| convert(position, "position").map_err(StoreError::from))
-        .transpose()
+    let Some((last, last_micros)) = position_and_time(conn, LAST, [])? else {
+        return Ok(None);
+    };
+    if last_micros < micros {
+        return Ok(None);
+    }
+    // The time of the first event at or after position `x` grows with `x`; find the
+    // smallest `x` at which it reaches `micros` (it does at `last`).
+    let (mut low, mut high) = (0_i64, last);
+    let mut found = last;
+    while low < high {
+        let middle = low + (high - low) / 2;
+        // There is one: `last` is at or after `middle`.
+        let Some((position, time)) = position_and_time(conn, FIRST_FROM, [middle])? else {
+            break;
+        };
+        if time >= micros {
+            high = middle;
+            found = position;
+        } else {
+            low = middle + 1;
+        }
+    }
+    convert(found, "position")
+        .map(Some)
+        .map_err(StoreError::from)
 }
 
 /// Decodes one row; a damaged envelope is a `Corrupt` error naming stream and version
@@ -492,7 +525,7 @@ mod tests {
     }
 
     /// Reads of the log seek an index range in the read's order, and never scan the table
-    /// or sort what they found; lookups by id and by time seek their index.
+    /// or sort what they found; the lookup by id seeks its index, by time the table.
     #[test]
     fn log_reads_and_lookups_seek_an_index() {
         let dir = tempfile::tempdir().unwrap();
@@ -525,10 +558,7 @@ mod tests {
                 TYPE_BACKWARD,
                 "USING INDEX events_by_type (event_type=? AND position<?)",
             ),
-            (
-                POSITION_AT,
-                "USING COVERING INDEX events_by_recorded_at (recorded_at>?)",
-            ),
+            (FIRST_FROM, "USING INTEGER PRIMARY KEY (rowid>?)"),
         ];
         for (sql, search) in reads {
             let plan = plan(&conn, sql);

@@ -47,21 +47,20 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
         position     INTEGER NOT NULL CHECK (position >= 0),
         updated_at   INTEGER NOT NULL
     ) WITHOUT ROWID;",
-    // 4: what filtered reads and time lookups seek by. `category` is the stream id up to its
-    // first '-' (`cqrs_core::category`), a virtual column: computed from `stream_id`, so it
-    // needs no back-fill of stored rows (which the triggers forbid) and can never disagree
-    // with it; only the index stores it. Each index ends with the position (the rowid), so
-    // a filtered read is a range of one index in log order. `recorded_at` never decreases
-    // along positions (the writer sees to it), so its index finds the first position at or
-    // after an instant.
+    // 4: what filtered reads seek by. `category` is the stream id up to its first '-'
+    // (`cqrs_core::category`), a virtual column: computed from `stream_id`, so it needs no
+    // back-fill of stored rows (which the triggers forbid) and can never disagree with it;
+    // only the index stores it. Each index ends with the position (the rowid), so a filtered
+    // read is a range of one index in log order. (The first position at an instant needs
+    // no index: `recorded_at` never decreases along positions, so the table is in time
+    // order already.)
     "ALTER TABLE events ADD COLUMN category TEXT GENERATED ALWAYS AS (
         CASE WHEN instr(stream_id, '-') > 0
              THEN substr(stream_id, 1, instr(stream_id, '-') - 1)
              ELSE stream_id END
     ) VIRTUAL;
     CREATE INDEX events_by_category ON events (category, position);
-    CREATE INDEX events_by_type ON events (event_type, position);
-    CREATE INDEX events_by_recorded_at ON events (recorded_at);",
+    CREATE INDEX events_by_type ON events (event_type, position);",
 ];
 
 /// WAL pages after which the writer's commit copies the WAL into the database file
