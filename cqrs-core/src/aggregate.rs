@@ -85,7 +85,8 @@ pub trait DomainEvent:
 /// needs is in the event. That is what makes replay deterministic.
 pub trait Aggregate: Default + Send + Sync + 'static {
     /// Names the aggregate's streams (`<TYPE>-<id>`), so two aggregate types never share one.
-    /// Keep it free of `-` so that stream names stay unambiguous.
+    /// Keep it free of `-` so that stream names stay unambiguous and the streams' category
+    /// (see [`category`]) is exactly `TYPE`, the key filtered reads of the log use.
     const TYPE: &'static str;
     /// What callers ask of the aggregate; cloned when a conflicting command is retried.
     type Command: Clone + Send + Sync + 'static;
@@ -107,7 +108,8 @@ pub fn stream_id<A: Aggregate>(id: &str) -> String {
 }
 
 /// Whether `stream_id` is a stream of aggregate `A` (`<A::TYPE>-<id>`), the test handlers and
-/// projections use to pick their aggregate's events out of the global log.
+/// projections make on each event they are given (their reads of the log are already
+/// filtered by [`category`]; this also holds for a `TYPE` that breaks the no-`-` rule).
 pub fn is_stream_of<A: Aggregate>(stream_id: &str) -> bool {
     aggregate_id::<A>(stream_id).is_some()
 }
@@ -116,6 +118,15 @@ pub fn is_stream_of<A: Aggregate>(stream_id: &str) -> bool {
 /// stream belongs to another aggregate type: the inverse of [`stream_id`].
 pub fn aggregate_id<A: Aggregate>(stream_id: &str) -> Option<&str> {
     stream_id.strip_prefix(A::TYPE)?.strip_prefix('-')
+}
+
+/// A stream's category: its id up to the first `-` (`Cart-42` -> `Cart`), the whole id when
+/// it has none. A stream named by [`stream_id`] has its aggregate's `TYPE` as category, so
+/// reads of the log can be restricted to one aggregate type (see `EventFilter`).
+pub fn category(stream_id: &str) -> &str {
+    stream_id
+        .split_once('-')
+        .map_or(stream_id, |(category, _)| category)
 }
 
 // The toy aggregate lives in the testing kit.
@@ -131,6 +142,18 @@ mod tests {
         assert_eq!(aggregate_id::<Tally>("Tally-a-b"), Some("a-b"));
         assert_eq!(aggregate_id::<Tally>("Tally-"), Some(""));
         assert!(is_stream_of::<Tally>("Tally-42"));
+    }
+
+    #[test]
+    fn a_category_is_the_stream_id_up_to_the_first_dash() {
+        assert_eq!(category(&stream_id::<Tally>("42")), Tally::TYPE);
+        assert_eq!(category("Cart-42"), "Cart");
+        assert_eq!(category("Cart-a-b"), "Cart");
+        assert_eq!(category("Cart-"), "Cart");
+        assert_eq!(category("Cart"), "Cart");
+        assert_eq!(category("-42"), "");
+        assert_eq!(category(""), "");
+        assert_eq!(category("Käse-1"), "Käse");
     }
 
     #[test]

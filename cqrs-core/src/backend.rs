@@ -1,6 +1,8 @@
-//! What every store backend shares: the stream id rules, the recording clock and the
-//! reading of stored metadata, so that all backends agree. Applications do not need it.
+//! What every store backend shares: the stream id rules, the checks of read arguments, the
+//! recording clock and the reading of stored metadata, so that all backends agree.
+//! Applications do not need it.
 
+use crate::log::{EventFilter, LogRead};
 use crate::metadata::Metadata;
 use crate::store::StoreError;
 use chrono::{DateTime, Timelike, Utc};
@@ -34,6 +36,46 @@ pub fn check_limit(limit: usize) -> Result<(), StoreError> {
         });
     }
     Ok(())
+}
+
+/// Refuses what no store reads: a limit of 0 ([`check_limit`]) and a filter with an empty
+/// list (see [`EventFilter`]); backends call it first in `read_log`.
+pub fn check_log_read(read: &LogRead) -> Result<(), StoreError> {
+    check_limit(read.limit)?;
+    check_filter(&read.filter)
+}
+
+fn check_filter(filter: &EventFilter) -> Result<(), StoreError> {
+    let empty = if filter.event_types().is_some_and(|types| types.is_empty()) {
+        "event types"
+    } else if filter
+        .categories()
+        .is_some_and(|categories| categories.is_empty())
+    {
+        "categories"
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::InvalidArgument {
+        argument: "filter",
+        reason: format!(
+            "its list of {empty} is empty, so it would match no event; leave the list unset \
+             to take every event"
+        ),
+    })
+}
+
+/// The time to record an append at: now ([`recorded_now`]), or `last` (the latest recorded
+/// time in the store) if the clock reads earlier. Backends call it while holding their
+/// write lock, with the time of the last stored event, so `recorded_at` never decreases
+/// along positions even when the system clock steps back, and the first position recorded
+/// at or after an instant can be found by a search over positions, not a scan.
+pub fn recording_time(last: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    let now = recorded_now();
+    match last {
+        Some(last) if last > now => last,
+        _ => now,
+    }
 }
 
 /// The current time cut to whole microseconds, the precision every backend keeps, so an
@@ -84,6 +126,8 @@ mod tests {
             format!(r#"{{"correlation_id":"{id}","causation_id":"{id}"}}"#),
             format!(r#"{{"correlation_id":"{id}","custom":{{"user":"ann"}}}}"#),
             r#"{"custom":{"k":"v"}}"#.to_owned(),
+            r#"{"custom":{"tenant":42,"beta":true,"ratio":-0.5,"none":null}}"#.to_owned(),
+            format!(r#"{{"correlation_id":"{id}","custom":{{"org":{{"id":7,"tags":["a"]}}}}}}"#),
             r#"{"unknown":1}"#.to_owned(),
         ];
         for text in &texts {
@@ -132,6 +176,38 @@ mod tests {
             Err(StoreError::InvalidArgument { argument, .. }) => assert_eq!(argument, "limit"),
             other => panic!("expected InvalidArgument, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn reads_with_a_zero_limit_or_an_empty_list_are_refused() {
+        let refused = |read: &LogRead| match check_log_read(read) {
+            Err(StoreError::InvalidArgument { argument, .. }) => Some(argument),
+            _ => None,
+        };
+        assert_eq!(refused(&LogRead::forward(1, 1)), None);
+        assert_eq!(refused(&LogRead::backward(1, usize::MAX)), None);
+        assert_eq!(refused(&LogRead::forward(1, 0)), Some("limit"));
+        assert_eq!(refused(&LogRead::backward(1, 0)), Some("limit"));
+        let no_types = EventFilter::all().with_event_types(Vec::<String>::new());
+        let no_categories = EventFilter::all()
+            .with_event_types(["A"])
+            .with_categories(Vec::<String>::new());
+        for filter in [no_types, no_categories] {
+            let read = LogRead::forward(1, 10).matching(filter);
+            assert_eq!(refused(&read), Some("filter"), "{read:?}");
+        }
+        assert!(check_limit(1).is_ok());
+    }
+
+    #[test]
+    fn the_recording_time_never_goes_back_before_the_last_one() {
+        let now = recorded_now();
+        let ahead = now + chrono::Duration::hours(1);
+        assert_eq!(recording_time(Some(ahead)), ahead, "a clock stepped back");
+        let behind = now - chrono::Duration::hours(1);
+        let taken = recording_time(Some(behind));
+        assert!(taken >= now && taken.timestamp_subsec_nanos().is_multiple_of(1_000));
+        assert!(recording_time(None) >= now);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The store contract: what every backend promises, as one async trait and its error type.
 
 use crate::envelope::{NewEvent, RecordedEvent};
+use crate::log::LogRead;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::fmt;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -168,7 +170,9 @@ pub type PositionWatch = watch::Receiver<u64>;
 ///
 /// Every backend passes the conformance suite in `cqrs_core::testing::conformance`.
 /// Reads past the end return fewer events (or none), never an error; an unknown stream
-/// reads as empty.
+/// reads as empty. `recorded_at` never decreases along positions (a backend records an
+/// append no earlier than the event before it, whatever the clock says), so time and
+/// position order agree and [`position_at`](EventStore::position_at) is a search, not a scan.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Appends all events or none, if `expected` holds for the stream.
@@ -200,13 +204,38 @@ pub trait EventStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// Up to `read.limit` events of the global log that `read.filter` takes: forward, those
+    /// with position `>= read.from` in ascending order; backward, those with position
+    /// `<= read.from` in descending order (`u64::MAX`: from the end). The feed projections,
+    /// subscriptions and relays page through, and the "latest events" of a browser.
+    ///
+    /// Events keep their global positions, so a filtered page's last position is where the
+    /// next page starts. The filter is applied by the store (through indexes where it has
+    /// them), never by reading every event. A limit of 0 or a filter with an empty list is
+    /// [`StoreError::InvalidArgument`] (see `cqrs_core::backend::check_log_read`).
+    async fn read_log(&self, read: &LogRead) -> Result<Vec<RecordedEvent>, StoreError>;
+
     /// Up to `limit` events of the whole store with position `>= from_position`, in global
-    /// order: the feed projections, subscriptions and relays page through.
+    /// order: shorthand for [`read_log`](EventStore::read_log) with
+    /// [`LogRead::forward`]. Backends implement `read_log` only.
     async fn read_all(
         &self,
         from_position: u64,
         limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError>;
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_log(&LogRead::forward(from_position, limit)).await
+    }
+
+    /// The stored events with these ids, in position order: for following causation links
+    /// (`Metadata::causation_id`) and for a browser. Ids not stored are left out, an id
+    /// asked twice is returned once, and no ids read as no events.
+    async fn read_events_by_id(&self, event_ids: &[Uuid])
+        -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The first position recorded at or after `at` (`None`: every event is older, or there
+    /// is none), so a new subscription or an audit can start "from yesterday": read the log
+    /// from the position returned.
+    async fn position_at(&self, at: DateTime<Utc>) -> Result<Option<u64>, StoreError>;
 
     /// The stream's current version, or `None` for a stream never written.
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError>;
@@ -251,12 +280,19 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
             .await
     }
 
-    async fn read_all(
+    async fn read_log(&self, read: &LogRead) -> Result<Vec<RecordedEvent>, StoreError> {
+        (**self).read_log(read).await
+    }
+
+    async fn read_events_by_id(
         &self,
-        from_position: u64,
-        limit: usize,
+        event_ids: &[Uuid],
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        (**self).read_all(from_position, limit).await
+        (**self).read_events_by_id(event_ids).await
+    }
+
+    async fn position_at(&self, at: DateTime<Utc>) -> Result<Option<u64>, StoreError> {
+        (**self).position_at(at).await
     }
 
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {

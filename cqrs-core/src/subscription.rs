@@ -1,6 +1,10 @@
 //! Subscriptions: named, durable consumers of the global log that catch up from a stored
 //! checkpoint, then follow new events live.
 //!
+//! A subscription reads only the events its consumer's [`Consumer::filter`] takes, the
+//! filter applied by the store (in SQLite through an index): a handler of one aggregate
+//! type reads that aggregate's events, not the whole log.
+//!
 //! Delivery is at least once: a consumer's checkpoint moves only after it handled an event,
 //! so a crash in between delivers that event again. A consumer that stores its checkpoint
 //! in the same transaction as its effects (a read model in the same SQLite file, see
@@ -12,6 +16,7 @@ use crate::aggregate::is_stream_of;
 use crate::codec;
 use crate::envelope::RecordedEvent;
 use crate::handler::{EventHandler, HandlerError};
+use crate::log::{EventFilter, LogRead};
 use crate::store::{EventStore, StoreError};
 use crate::trace::display_id;
 use crate::upcast::Upcasters;
@@ -46,6 +51,12 @@ impl<C: CheckpointStore + ?Sized> CheckpointStore for Arc<C> {
 /// that it can store both in one transaction when it is able to.
 #[async_trait]
 pub trait Consumer: Send + Sync + 'static {
+    /// Which events of the log this consumer takes; the subscription reads only those (the
+    /// store applies the filter), so the others cost it nothing. The default takes every
+    /// event. Asked once, when the subscription is created.
+    fn filter(&self) -> EventFilter {
+        EventFilter::all()
+    }
     /// The position of the last event consumed for this subscription (0: none).
     async fn checkpoint(&self, subscription: &str) -> Result<u64, HandlerError>;
     /// Handles one event (or skips it, if it is not for this consumer) and records its
@@ -71,9 +82,10 @@ pub trait Consumer: Send + Sync + 'static {
     async fn reset(&self, subscription: &str) -> Result<(), HandlerError>;
 }
 
-/// Feeds an [`EventHandler`] the events of its aggregate type, decoded through upcasters,
-/// and saves the checkpoint after each page it handled (at-least-once: a crash mid-page
-/// delivers that page's handled events again).
+/// Feeds an [`EventHandler`] the events of its aggregate type (its filter is the
+/// aggregate's category), decoded through upcasters, and saves the checkpoint after each
+/// page it handled (at-least-once: a crash mid-page delivers that page's handled events
+/// again).
 pub struct HandlerConsumer<H, C> {
     handler: H,
     checkpoints: C,
@@ -96,8 +108,9 @@ impl<H: EventHandler, C: CheckpointStore> HandlerConsumer<H, C> {
         self
     }
 
-    /// Runs the handler on `event` if it belongs to its aggregate, in a `handle` span that
-    /// names the event and its correlation id.
+    /// Runs the handler on `event` if it belongs to its aggregate (the filter's category can
+    /// take more streams, for a `TYPE` with a `-`), in a `handle` span that names the event
+    /// and its correlation id.
     async fn handle(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
         if !is_stream_of::<H::Aggregate>(&event.stream_id) {
             return Ok(());
@@ -122,6 +135,11 @@ impl<H: EventHandler, C: CheckpointStore> HandlerConsumer<H, C> {
 
 #[async_trait]
 impl<H: EventHandler, C: CheckpointStore> Consumer for HandlerConsumer<H, C> {
+    /// The events of the handler's aggregate type.
+    fn filter(&self) -> EventFilter {
+        EventFilter::all().with_aggregate::<H::Aggregate>()
+    }
+
     async fn checkpoint(&self, subscription: &str) -> Result<u64, HandlerError> {
         Ok(self.checkpoints.load_checkpoint(subscription).await?)
     }
@@ -300,6 +318,8 @@ pub struct Subscription<S> {
     name: Arc<str>,
     store: S,
     consumer: Arc<dyn Consumer>,
+    /// The consumer's filter, the one every read of the log is made with.
+    filter: EventFilter,
     retry: RetryPolicy,
     poll_interval: Duration,
     /// Raised to stop a running subscription; cuts retry backoffs short.
@@ -313,6 +333,7 @@ impl<S: EventStore + Clone> Subscription<S> {
         Self {
             name: Arc::from(name.into()),
             store,
+            filter: consumer.filter(),
             consumer: Arc::new(consumer),
             retry: RetryPolicy::default(),
             poll_interval: Duration::from_millis(500),
@@ -418,22 +439,29 @@ impl<S: EventStore + Clone> Subscription<S> {
             .map_err(|(source, attempts)| self.unavailable("read its checkpoint", source, attempts))
     }
 
-    /// Consumes pages from `checkpoint` on until a short page (the end of the log), or
-    /// until asked to stop; reports progress as it goes.
+    /// Consumes pages of the events its filter takes from `checkpoint` on until a short
+    /// page (the end of the log), or until asked to stop; reports progress as it goes, and
+    /// returns the position of the last event consumed.
+    ///
+    /// A filtered read passes over the events it leaves out without a trace: the checkpoint
+    /// stays at the last event taken. So that progress (what `wait_for` waits on) passes
+    /// them too, the end of the log is read first; once every page up to the end of the
+    /// log was consumed, every event at or before that end is handled or not wanted.
     async fn catch_up_from(
         &self,
         mut checkpoint: u64,
         progress: Option<&watch::Sender<u64>>,
     ) -> Result<u64, SubscriptionError> {
+        let end = match progress {
+            Some(_) if !self.filter.is_all() => self.log_end().await?,
+            _ => 0,
+        };
         loop {
-            let from = checkpoint + 1;
+            let read = LogRead::forward(checkpoint + 1, PAGE).matching(self.filter.clone());
             let page = self
                 .retry
                 .run(self.stopped.as_ref(), || async {
-                    self.store
-                        .read_all(from, PAGE)
-                        .await
-                        .map_err(HandlerError::from)
+                    self.store.read_log(&read).await.map_err(HandlerError::from)
                 })
                 .await
                 .map_err(|(source, attempts)| self.unavailable("read the log", source, attempts))?;
@@ -441,10 +469,30 @@ impl<S: EventStore + Clone> Subscription<S> {
                 return Ok(checkpoint);
             }
             checkpoint = self.consume_page(&page, checkpoint, progress).await?;
+            let consumed_all = page.last().is_none_or(|last| last.position == checkpoint);
             if page.len() < PAGE {
+                if let Some(progress) = progress.filter(|_| consumed_all) {
+                    advance(progress, end);
+                }
                 return Ok(checkpoint);
             }
         }
+    }
+
+    /// The position of the latest event in the log (0: none), whatever its kind.
+    async fn log_end(&self) -> Result<u64, SubscriptionError> {
+        let newest = LogRead::backward(u64::MAX, 1);
+        let events = self
+            .retry
+            .run(self.stopped.as_ref(), || async {
+                self.store
+                    .read_log(&newest)
+                    .await
+                    .map_err(HandlerError::from)
+            })
+            .await
+            .map_err(|(source, attempts)| self.unavailable("read the log", source, attempts))?;
+        Ok(events.first().map_or(0, |event| event.position))
     }
 
     /// Hands the consumer the whole page at once (one transaction, where it can); if that
@@ -461,7 +509,7 @@ impl<S: EventStore + Clone> Subscription<S> {
         };
         let report = |position: u64| {
             if let Some(progress) = progress {
-                progress.send_replace(position);
+                advance(progress, position);
             }
         };
         let whole = self
@@ -540,6 +588,17 @@ impl<S: EventStore + Clone> Subscription<S> {
     }
 }
 
+/// Moves `progress` on to `position`, never back.
+fn advance(progress: &watch::Sender<u64>, position: u64) {
+    progress.send_if_modified(|reached| {
+        let further = position > *reached;
+        if further {
+            *reached = position;
+        }
+        further
+    });
+}
+
 /// A subscription running as a task; dropping it asks the task to stop after the event in
 /// hand.
 pub struct RunningSubscription {
@@ -550,7 +609,8 @@ pub struct RunningSubscription {
 }
 
 impl RunningSubscription {
-    /// The position of the last event handled.
+    /// How far the subscription got: every event at or before this position that its
+    /// consumer takes is handled (one its filter leaves out counts as handled).
     pub fn checkpoint(&self) -> u64 {
         *self.progress.borrow()
     }

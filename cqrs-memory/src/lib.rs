@@ -4,15 +4,16 @@
 //! so an application can start here and move to `cqrs-sqlite` without changing code.
 
 use async_trait::async_trait;
-use cqrs_core::backend::recorded_now;
-use cqrs_core::backend::{check_limit, validate_stream_id};
+use chrono::{DateTime, Utc};
+use cqrs_core::backend::{check_limit, check_log_read, recording_time, validate_stream_id};
 use cqrs_core::{
-    Appended, CheckpointStore, EventStore, ExpectedVersion, NewEvent, RecordedEvent, Snapshot,
-    SnapshotStore, StoreError,
+    Appended, CheckpointStore, Direction, EventStore, ExpectedVersion, LogRead, NewEvent,
+    RecordedEvent, Snapshot, SnapshotStore, StoreError,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 use tokio::sync::watch;
+use uuid::Uuid;
 
 /// An event store held in memory; clones share the same events.
 #[derive(Debug, Clone)]
@@ -41,7 +42,8 @@ struct Log {
     events: Vec<RecordedEvent>,
     /// Indices into `events`, per stream, in version order.
     streams: HashMap<String, Vec<usize>>,
-    event_ids: HashSet<uuid::Uuid>,
+    /// The index into `events` of each event id.
+    event_ids: HashMap<Uuid, usize>,
 }
 
 impl MemoryStore {
@@ -76,7 +78,7 @@ impl EventStore for MemoryStore {
         expected.check(stream_id, current)?;
         let mut batch_ids = HashSet::with_capacity(events.len());
         for event in &events {
-            if log.event_ids.contains(&event.event_id) || !batch_ids.insert(event.event_id) {
+            if log.event_ids.contains_key(&event.event_id) || !batch_ids.insert(event.event_id) {
                 return Err(StoreError::DuplicateEventId {
                     stream_id: stream_id.to_owned(),
                     event_id: event.event_id,
@@ -90,7 +92,8 @@ impl EventStore for MemoryStore {
                 events: Vec::new(),
             });
         }
-        let recorded_at = recorded_now();
+        // Under the write lock, after the last event's time: never earlier than it.
+        let recorded_at = recording_time(log.events.last().map(|last| last.recorded_at));
         let first = log.events.len();
         let mut appended = Vec::with_capacity(events.len());
         for (offset, event) in events.into_iter().enumerate() {
@@ -100,7 +103,7 @@ impl EventStore for MemoryStore {
                 (first + offset) as u64 + 1,
                 recorded_at,
             );
-            log.event_ids.insert(recorded.event_id);
+            log.event_ids.insert(recorded.event_id, first + offset);
             appended.push(recorded.clone());
             log.events.push(recorded);
         }
@@ -161,15 +164,59 @@ impl EventStore for MemoryStore {
             .collect())
     }
 
-    async fn read_all(
-        &self,
-        from_position: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        check_limit(limit)?;
+    /// Walks the log from `read.from` in its direction, testing each event against the
+    /// filter: in memory a scan costs little next to keeping an index per type and category.
+    async fn read_log(&self, read: &LogRead) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_log_read(read)?;
         let log = self.read();
-        let start = usize::try_from(from_position.saturating_sub(1)).unwrap_or(usize::MAX);
-        Ok(log.events.iter().skip(start).take(limit).cloned().collect())
+        let taken = |event: &&RecordedEvent| {
+            read.filter.is_all() || read.filter.matches(&event.stream_id, &event.event_type)
+        };
+        // Position `p` is at index `p - 1`.
+        let events = match read.direction {
+            Direction::Forward => {
+                let start = usize::try_from(read.from.saturating_sub(1)).unwrap_or(usize::MAX);
+                let after = log.events.get(start..).unwrap_or_default();
+                after
+                    .iter()
+                    .filter(taken)
+                    .take(read.limit)
+                    .cloned()
+                    .collect()
+            }
+            Direction::Backward => {
+                let end = usize::try_from(read.from)
+                    .unwrap_or(usize::MAX)
+                    .min(log.events.len());
+                log.events[..end]
+                    .iter()
+                    .rev()
+                    .filter(taken)
+                    .take(read.limit)
+                    .cloned()
+                    .collect()
+            }
+        };
+        Ok(events)
+    }
+
+    async fn read_events_by_id(
+        &self,
+        event_ids: &[Uuid],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let log = self.read();
+        let found: BTreeSet<usize> = event_ids
+            .iter()
+            .filter_map(|id| log.event_ids.get(id).copied())
+            .collect();
+        Ok(found.into_iter().map(|i| log.events[i].clone()).collect())
+    }
+
+    /// A binary search: `recorded_at` never decreases along the log.
+    async fn position_at(&self, at: DateTime<Utc>) -> Result<Option<u64>, StoreError> {
+        let log = self.read();
+        let index = log.events.partition_point(|event| event.recorded_at < at);
+        Ok(log.events.get(index).map(|event| event.position))
     }
 
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {

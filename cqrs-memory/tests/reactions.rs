@@ -3,12 +3,14 @@
 
 use async_trait::async_trait;
 use cqrs_core::{
-    Aggregate, CheckpointStore, DomainEvent, EventHandler, EventOf, EventStore, HandlerConsumer,
-    HandlerError, Metadata, Repository, RepositoryError, RetryPolicy, Subscription,
+    Aggregate, Appended, CheckpointStore, DomainEvent, EventHandler, EventOf, EventStore,
+    ExpectedVersion, HandlerConsumer, HandlerError, LogRead, Metadata, NewEvent, PositionWatch,
+    RecordedEvent, Repository, RepositoryError, RetryPolicy, StoreError, Subscription,
     SubscriptionError,
 };
 use cqrs_memory::MemoryStore;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -232,7 +234,10 @@ async fn commands_issued_by_handlers_carry_correlation_and_causation_ids() {
     assert_eq!(copies.len(), 1);
     assert_eq!(copies[0].metadata.correlation_id, Some(request));
     assert_eq!(copies[0].metadata.causation_id, Some(cause.event_id));
-    assert_eq!(copies[0].metadata.get("tenant"), Some("t1"));
+    assert_eq!(
+        copies[0].metadata.get("tenant").and_then(|v| v.as_str()),
+        Some("t1")
+    );
     assert_eq!(cause.metadata.causation_id, None);
 }
 
@@ -277,6 +282,122 @@ async fn a_subscription_catches_up_skips_other_aggregates_and_resumes_from_its_c
     .await
     .unwrap();
     assert_eq!(other.texts(), ["one", "two", "three", "four"]);
+}
+
+/// A MemoryStore that counts the events its reads of the global log return.
+#[derive(Clone, Default)]
+struct Counting {
+    inner: MemoryStore,
+    log_events_read: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl EventStore for Counting {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        self.inner.append(stream_id, expected, events).await
+    }
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_stream(stream_id, from_version, limit).await
+    }
+    async fn read_stream_backward(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner
+            .read_stream_backward(stream_id, from_version, limit)
+            .await
+    }
+    async fn read_log(&self, read: &LogRead) -> Result<Vec<RecordedEvent>, StoreError> {
+        let events = self.inner.read_log(read).await?;
+        self.log_events_read
+            .fetch_add(events.len(), Ordering::SeqCst);
+        Ok(events)
+    }
+    async fn read_events_by_id(
+        &self,
+        ids: &[uuid::Uuid],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_events_by_id(ids).await
+    }
+    async fn position_at(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        self.inner.position_at(at).await
+    }
+    async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
+        self.inner.stream_version(stream_id).await
+    }
+    fn appends(&self) -> Option<PositionWatch> {
+        self.inner.appends()
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_reads_only_the_events_of_its_handlers_aggregate() {
+    let counting = Counting::default();
+    let store = counting.inner.clone();
+    write(&store, "a", &["one"]).await;
+    let many: Vec<String> = (0..600).map(|i| format!("n{i}")).collect();
+    Repository::<Notebook, _>::new(store.clone())
+        .execute("x", many.join("|"))
+        .await
+        .unwrap();
+    write(&store, "b", &["two"]).await;
+
+    let recorder = Recorder::named("r");
+    let consumer = HandlerConsumer::new(recorder.clone(), store.clone());
+    let subscription = Subscription::new("notes", counting.clone(), consumer);
+    assert_eq!(subscription.catch_up().await.unwrap(), 602);
+    assert_eq!(recorder.texts(), ["one", "two"]);
+    assert_eq!(
+        counting.log_events_read.load(Ordering::SeqCst),
+        2,
+        "the 600 notebook events were read"
+    );
+}
+
+#[tokio::test]
+async fn a_running_subscription_passes_the_positions_of_events_it_does_not_take() {
+    let store = MemoryStore::new();
+    let recorder = Recorder::named("r");
+    let mut running = Subscription::new(
+        "notes",
+        store.clone(),
+        HandlerConsumer::new(recorder.clone(), store.clone()),
+    )
+    .with_poll_interval(Duration::from_secs(3600))
+    .start();
+    write(&store, "a", &["one"]).await;
+    let other = Repository::<Notebook, _>::new(store.clone())
+        .execute("x", "not a note".into())
+        .await
+        .unwrap();
+    let position = other.events[0].position;
+    tokio::time::timeout(Duration::from_secs(5), running.wait_for(position))
+        .await
+        .expect("the notebook's event counts as handled")
+        .unwrap();
+    assert_eq!(running.checkpoint(), position);
+    assert_eq!(recorder.texts(), ["one"]);
+    running.stop().await.unwrap();
+    assert_eq!(
+        store.load_checkpoint("notes").await.unwrap(),
+        1,
+        "the stored checkpoint is the last note's"
+    );
 }
 
 #[tokio::test]

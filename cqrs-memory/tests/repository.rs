@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use cqrs_core::backend::recorded_now;
 use cqrs_core::testing::toy::{AddZero, Tally, TallyCommand};
 use cqrs_core::{
-    Appended, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, Repository,
+    Appended, EventStore, ExpectedVersion, LogRead, Metadata, NewEvent, RecordedEvent, Repository,
     RepositoryError, Snapshot, SnapshotPolicy, SnapshotStore, StoreError,
 };
 use cqrs_memory::MemoryStore;
@@ -63,8 +63,17 @@ impl EventStore for Instrumented {
             .read_stream_backward(stream_id, from_version, limit)
             .await
     }
-    async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(from, limit).await
+    async fn read_log(&self, read: &LogRead) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_log(read).await
+    }
+    async fn read_events_by_id(&self, ids: &[Uuid]) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_events_by_id(ids).await
+    }
+    async fn position_at(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        self.inner.position_at(at).await
     }
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
         self.inner.stream_version(stream_id).await
@@ -123,7 +132,10 @@ async fn metadata_reaches_every_event_and_a_correlation_id_is_always_set() {
     assert_eq!(versions, [1, 2, 3]);
     for envelope in &committed.events {
         assert_eq!(envelope.metadata.correlation_id, Some(correlation));
-        assert_eq!(envelope.metadata.get("user"), Some("ada"));
+        assert_eq!(
+            envelope.metadata.get("user").and_then(|v| v.as_str()),
+            Some("ada")
+        );
         assert_eq!(envelope.stream_id, "Tally-t");
     }
     let stored = tallies.store().read_stream("Tally-t", 1, 10).await.unwrap();

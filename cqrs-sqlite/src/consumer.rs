@@ -4,7 +4,7 @@
 use crate::projection::{AnyProjection, Projection};
 use crate::store::SqliteStore;
 use async_trait::async_trait;
-use cqrs_core::{CheckpointStore, Consumer, HandlerError, RecordedEvent, StoreError};
+use cqrs_core::{CheckpointStore, Consumer, EventFilter, HandlerError, RecordedEvent, StoreError};
 use std::sync::Arc;
 
 impl SqliteStore {
@@ -31,6 +31,11 @@ pub struct ProjectionConsumer {
 
 #[async_trait]
 impl Consumer for ProjectionConsumer {
+    /// The events of the projection's aggregate type: a subscription reads nothing else.
+    fn filter(&self) -> EventFilter {
+        self.projection.filter()
+    }
+
     async fn checkpoint(&self, subscription: &str) -> Result<u64, HandlerError> {
         Ok(self.store.load_checkpoint(subscription).await?)
     }

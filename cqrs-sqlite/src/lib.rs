@@ -4,10 +4,13 @@
 //!   FULL for power-loss durability), and a busy timeout so that processes sharing a file
 //!   queue for the write lock instead of failing with "database is locked".
 //! - A versioned schema migrated on open: `UNIQUE(stream_id, version)`, `UNIQUE(event_id)`,
-//!   positions never given twice (`AUTOINCREMENT`), and triggers that refuse UPDATE and
-//!   DELETE on stored events. Files carry [`APPLICATION_ID`]; opening reads a file before it
-//!   writes anything, and refuses one that is newer, another application's or not an intact
-//!   database ([`SqliteError`]) leaving it untouched.
+//!   positions never given twice (`AUTOINCREMENT`), triggers that refuse UPDATE and DELETE
+//!   on stored events, and indexes by stream category and by event type (each in position
+//!   order) for filtered reads of the log. Files carry [`APPLICATION_ID`]; opening reads a
+//!   file before it writes anything, and refuses one that is newer, another application's
+//!   or not an intact database ([`SqliteError`]) leaving it untouched.
+//! - The writer keeps `recorded_at` from ever decreasing along positions, so the first
+//!   position at an instant is a binary search over positions.
 //! - Damaged rows are [`StoreError::Corrupt`](cqrs_core::StoreError::Corrupt), naming
 //!   stream, version and position; so is an event a stream's reads can no longer find.
 //! - Snapshots (`SnapshotStore`) in table `snapshots`, the latest per stream; subscription

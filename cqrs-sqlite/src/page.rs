@@ -3,7 +3,7 @@
 //! SQL that reads a page is in `sql::events`, the threads that read it in `run::paging`.
 
 use crate::integer::convert;
-use cqrs_core::{RecordedEvent, StoreError};
+use cqrs_core::{Direction, EventFilter, LogRead, RecordedEvent, StoreError};
 
 /// Which events a read asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,10 +22,15 @@ pub(crate) enum Range {
         /// The last version wanted.
         from: u64,
     },
-    /// Every event with position `>= from`, in global order.
-    Global {
-        /// The first position wanted.
+    /// The events of the global log that `filter` takes, with position `>= from`
+    /// ascending (forward) or `<= from` descending (backward).
+    Log {
+        /// The first position wanted (the last one, backward).
         from: u64,
+        /// Oldest or newest first.
+        direction: Direction,
+        /// Which events.
+        filter: EventFilter,
     },
 }
 
@@ -35,7 +40,7 @@ impl Range {
         match self {
             Range::StreamForward { from, .. }
             | Range::StreamBackward { from, .. }
-            | Range::Global { from } => *from,
+            | Range::Log { from, .. } => *from,
         }
     }
 
@@ -43,7 +48,7 @@ impl Range {
     pub fn key(&self, event: &RecordedEvent) -> u64 {
         match self {
             Range::StreamForward { .. } | Range::StreamBackward { .. } => event.version,
-            Range::Global { .. } => event.position,
+            Range::Log { .. } => event.position,
         }
     }
 
@@ -58,10 +63,43 @@ impl Range {
                 stream_id: stream_id.clone(),
                 from: last.version.checked_sub(1).filter(|&v| v > 0)?,
             },
-            Range::Global { .. } => Range::Global {
-                from: last.position.checked_add(1)?,
+            Range::Log {
+                direction, filter, ..
+            } => Range::Log {
+                from: match direction {
+                    Direction::Forward => last.position.checked_add(1)?,
+                    Direction::Backward => last.position.checked_sub(1).filter(|&p| p > 0)?,
+                },
+                direction: *direction,
+                filter: filter.clone(),
             },
         })
+    }
+
+    /// Whether the range's keys run without gaps, so that a page can be cut in two halves
+    /// by counting keys: a stream's versions and, unfiltered, the log's positions, forward.
+    fn is_dense_forward(&self) -> bool {
+        match self {
+            Range::StreamForward { .. } => true,
+            Range::StreamBackward { .. } => false,
+            Range::Log {
+                direction, filter, ..
+            } => *direction == Direction::Forward && filter.is_all(),
+        }
+    }
+}
+
+impl Page {
+    /// The page a read of the global log asks for.
+    pub fn of_log(read: &LogRead) -> Page {
+        Page {
+            range: Range::Log {
+                from: read.from,
+                direction: read.direction,
+                filter: read.filter.clone(),
+            },
+            limit: read.limit,
+        }
     }
 }
 
@@ -94,31 +132,38 @@ impl Page {
     /// The page of the same length after this one, which ended with `last` (forward reads
     /// only: backward ones do not come in sequences worth reading ahead).
     pub fn next(&self, last: &RecordedEvent) -> Option<Page> {
-        match self.range {
-            Range::StreamBackward { .. } => None,
-            _ => Some(Page {
-                range: self.range.after(last)?,
-                limit: self.limit,
-            }),
+        let forward = match &self.range {
+            Range::StreamForward { .. } => true,
+            Range::StreamBackward { .. } => false,
+            Range::Log { direction, .. } => *direction == Direction::Forward,
+        };
+        if !forward {
+            return None;
         }
+        Some(Page {
+            range: self.range.after(last)?,
+            limit: self.limit,
+        })
     }
 
     /// The page cut after its first `rows` keys, for reading both parts at once: the high
     /// part starts `rows` keys past the start, which is where the low one ends when the keys
-    /// have no gaps (the caller checks that they join up). `None` for backward reads.
+    /// have no gaps (the caller checks that they join up). `None` for backward and
+    /// filtered reads, whose keys are not dense.
     pub fn split_at(&self, rows: usize) -> Option<(Page, Page)> {
+        if !self.range.is_dense_forward() {
+            return None;
+        }
         let high_from = self
             .range
             .from()
             .checked_add(convert(rows, "rows of a page").ok()?)?;
-        let high_range = match &self.range {
-            Range::StreamForward { stream_id, .. } => Range::StreamForward {
-                stream_id: stream_id.clone(),
-                from: high_from,
-            },
-            Range::Global { .. } => Range::Global { from: high_from },
-            Range::StreamBackward { .. } => return None,
-        };
+        let mut high_range = self.range.clone();
+        match &mut high_range {
+            Range::StreamForward { from, .. }
+            | Range::StreamBackward { from, .. }
+            | Range::Log { from, .. } => *from = high_from,
+        }
         let low = self.first(rows);
         let high = Page {
             range: high_range,
@@ -217,10 +262,7 @@ mod tests {
     }
 
     fn global(from: u64, limit: usize) -> Page {
-        Page {
-            range: Range::Global { from },
-            limit,
-        }
+        Page::of_log(&LogRead::forward(from, limit))
     }
 
     #[test]
@@ -260,6 +302,34 @@ mod tests {
         );
         assert_eq!(backward.next(&last), None);
         assert_eq!(backward.split_at(5), None);
+    }
+
+    #[test]
+    fn filtered_and_backward_log_pages_continue_by_position_and_never_split() {
+        let filter = EventFilter::all().with_categories(["S"]);
+        let filtered = Page::of_log(&LogRead::forward(10, 5).matching(filter.clone()));
+        let last = event("S-1", 4, 12);
+        let expected = Page::of_log(&LogRead::forward(13, 2).matching(filter.clone()));
+        assert_eq!(filtered.rest(&last, 3), Some(expected));
+        assert_eq!(
+            filtered.next(&last),
+            Some(Page::of_log(&LogRead::forward(13, 5).matching(filter))),
+            "a filtered page is read ahead like any forward one"
+        );
+        assert_eq!(filtered.split_at(2), None, "its positions have gaps");
+
+        let backward = Page::of_log(&LogRead::backward(u64::MAX, 5));
+        assert_eq!(
+            backward.rest(&last, 3),
+            Some(Page::of_log(&LogRead::backward(11, 2)))
+        );
+        assert_eq!(
+            backward.rest(&event("S-1", 1, 1), 1),
+            None,
+            "position 1 was last"
+        );
+        assert_eq!(backward.next(&last), None);
+        assert_eq!(backward.split_at(2), None);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 use crate::panics::catch;
 use cqrs_core::{
-    codec, is_stream_of, Aggregate, EventEnvelope, HandlerError, RecordedEvent, StoreError,
-    Upcasters,
+    codec, is_stream_of, Aggregate, EventEnvelope, EventFilter, HandlerError, RecordedEvent,
+    StoreError, Upcasters,
 };
 use rusqlite::Connection;
 use std::sync::Arc;
@@ -47,6 +47,8 @@ pub trait Projection: Send + Sync + 'static {
 
 /// A projection with its types erased, so a store can hold several.
 pub(crate) trait AnyProjection: Send + Sync {
+    /// The events of the projection's aggregate, for a subscription to read.
+    fn filter(&self) -> EventFilter;
     fn setup(&self, conn: &Connection) -> Result<(), StoreError>;
     /// Applies `event` if it belongs to the projection's aggregate.
     fn project(&self, conn: &Connection, event: &RecordedEvent) -> Result<(), StoreError>;
@@ -87,6 +89,10 @@ impl<P: Projection> Erased<P> {
 }
 
 impl<P: Projection> AnyProjection for Erased<P> {
+    fn filter(&self) -> EventFilter {
+        EventFilter::all().with_aggregate::<P::Aggregate>()
+    }
+
     fn setup(&self, conn: &Connection) -> Result<(), StoreError> {
         guarded(|| self.projection.setup(conn)).map_err(|cause| self.failed("set up", cause))
     }

@@ -8,19 +8,22 @@ use crate::page::{Page, Range};
 use crate::panics::lock;
 use crate::projection::{erase, AnyProjection, Projection};
 use crate::run::paging::PagedReads;
+use crate::run::paging::INLINE_ROWS;
 use crate::run::readers::Readers;
 use crate::run::writer::Writer;
 use crate::sql::{checkpoints, events, schema, snapshots};
 use async_trait::async_trait;
-use cqrs_core::backend::{check_limit, recorded_now, validate_stream_id};
+use chrono::{DateTime, Utc};
+use cqrs_core::backend::{check_limit, check_log_read, validate_stream_id};
 use cqrs_core::{
-    Appended, CheckpointStore, EventStore, ExpectedVersion, NewEvent, PositionWatch, RecordedEvent,
-    Snapshot, SnapshotStore, StoreError,
+    Appended, CheckpointStore, EventStore, ExpectedVersion, LogRead, NewEvent, PositionWatch,
+    RecordedEvent, Snapshot, SnapshotStore, StoreError,
 };
 use rusqlite::Connection;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
+use uuid::Uuid;
 
 /// The inline projections an append runs, in the order they were added.
 type Projections = Arc<[Arc<dyn AnyProjection>]>;
@@ -154,15 +157,13 @@ impl SqliteStore {
 
     /// Reads a page, with the checks that find the events its `WHERE` cannot see: for a
     /// stream, its ends before the read and the versions' continuity after; for the log,
-    /// no row placed before the first position.
-    async fn read(&self, range: Range, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        check_limit(limit)?;
-        let page = Page { range, limit };
+    /// no row placed before the first position. The caller checked the limit.
+    async fn read(&self, page: Page) -> Result<Vec<RecordedEvent>, StoreError> {
         let stream_id = match &page.range {
             Range::StreamForward { stream_id, .. } | Range::StreamBackward { stream_id, .. } => {
                 stream_id
             }
-            Range::Global { .. } => {
+            Range::Log { .. } => {
                 self.readers.inline(events::check_positions)?;
                 return self.pages.read(page).await;
             }
@@ -190,8 +191,7 @@ impl EventStore for SqliteStore {
         let appended = self
             .writer
             .run(move |conn| {
-                let appended =
-                    events::append(conn, &stream_id, expected, new_events, recorded_now())?;
+                let appended = events::append(conn, &stream_id, expected, new_events)?;
                 for event in &appended.events {
                     for projection in projections.iter() {
                         projection.project(conn, event)?;
@@ -218,11 +218,12 @@ impl EventStore for SqliteStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_limit(limit)?;
         let range = Range::StreamForward {
             stream_id: stream_id.to_owned(),
             from: from_version,
         };
-        self.read(range, limit).await
+        self.read(Page { range, limit }).await
     }
 
     async fn read_stream_backward(
@@ -231,22 +232,38 @@ impl EventStore for SqliteStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_limit(limit)?;
         let range = Range::StreamBackward {
             stream_id: stream_id.to_owned(),
             from: from_version,
         };
-        self.read(range, limit).await
+        self.read(Page { range, limit }).await
     }
 
-    async fn read_all(
+    async fn read_log(&self, read: &LogRead) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_log_read(read)?;
+        self.read(Page::of_log(read)).await
+    }
+
+    async fn read_events_by_id(
         &self,
-        from_position: u64,
-        limit: usize,
+        event_ids: &[Uuid],
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let range = Range::Global {
-            from: from_position,
-        };
-        self.read(range, limit).await
+        // Few ids on the caller's thread, like any short read; many on the blocking pool.
+        if event_ids.len() <= INLINE_ROWS {
+            return self
+                .readers
+                .inline(|conn| events::select_by_ids(conn, event_ids));
+        }
+        let event_ids = event_ids.to_vec();
+        self.readers
+            .run(move |conn| events::select_by_ids(conn, &event_ids))
+            .await
+    }
+
+    async fn position_at(&self, at: DateTime<Utc>) -> Result<Option<u64>, StoreError> {
+        // One index seek: on the caller's thread.
+        self.readers.inline(|conn| events::position_at(conn, at))
     }
 
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {

@@ -4,8 +4,8 @@
 
 use cqrs_core::testing::toy::{Tally, TallyCommand, TallyEvent};
 use cqrs_core::{
-    CheckpointStore, EventStore, HandlerError, RepositoryError, RetryPolicy, StoreError,
-    Subscription,
+    Aggregate, CheckpointStore, Consumer, EventFilter, EventStore, ExpectedVersion, HandlerError,
+    RepositoryError, RetryPolicy, StoreError, Subscription,
 };
 use cqrs_core::{Repository, SubscriptionError};
 use cqrs_sqlite::{ProjectedEvent, Projection, SqliteStore};
@@ -176,7 +176,19 @@ async fn a_subscription_commits_its_checkpoint_with_the_read_model_and_can_rebui
     let tallies = Repository::<Tally, _>::new(store.clone());
     tallies.execute("a", add(vec![1, 2])).await.unwrap();
     tallies.execute("b", add(vec![10])).await.unwrap();
+    // Another aggregate's event, last in the log: the subscription never reads it, so its
+    // checkpoint stays at the last tally event.
+    let other = cqrs_core::codec::encode(&TallyEvent::Added { n: 1 }, &Default::default());
+    store
+        .append("Other-1", ExpectedVersion::Any, vec![other.unwrap()])
+        .await
+        .unwrap();
     let consumer = store.projection_consumer(QUICK).await.unwrap();
+    assert_eq!(
+        consumer.filter(),
+        EventFilter::all().with_categories([Tally::TYPE]),
+        "a projection reads its aggregate's events"
+    );
     let subscription = Subscription::new("totals", store.clone(), consumer);
     assert_eq!(subscription.catch_up().await.unwrap(), 3);
     assert_eq!(totals(&path, "a"), Some((3, 2)));

@@ -2,7 +2,8 @@
 
 use cqrs_core::testing::toy::{Tally, TallyCommand};
 use cqrs_core::{
-    EventStore, ExpectedVersion, Metadata, NewEvent, Repository, RepositoryError, StoreError,
+    EventFilter, EventStore, ExpectedVersion, LogRead, Metadata, NewEvent, Repository,
+    RepositoryError, StoreError,
 };
 use cqrs_sqlite::{
     SqliteError, SqliteOptions, SqliteStore, Synchronous, APPLICATION_ID, SCHEMA_VERSION,
@@ -382,6 +383,87 @@ async fn two_processes_write_one_file() {
             u64::try_from(from_child).unwrap(),
             CHILD_APPENDS,
             "child {name} lost or doubled events"
+        );
+    }
+}
+
+/// `recorded_at` never goes back along positions, even when the clock reads earlier than
+/// the latest stored event (here: one stored an hour ahead, as by a clock later stepped
+/// back, or by another process whose clock runs ahead).
+#[tokio::test]
+async fn appends_are_never_recorded_before_the_latest_stored_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(db_path(&dir)).await.unwrap();
+    let ahead = cqrs_core::backend::recorded_now() + chrono::Duration::hours(1);
+    raw(&db_path(&dir))
+        .execute(
+            "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, \
+             payload, metadata, recorded_at) VALUES ('ahead', 1, ?1, 'Tagged', 1, '{}', '{}', ?2)",
+            rusqlite::params![
+                Uuid::new_v4().as_bytes().as_slice(),
+                ahead.timestamp_micros()
+            ],
+        )
+        .unwrap();
+    let appended = store
+        .append(
+            "s",
+            ExpectedVersion::Any,
+            vec![new_event("a"), new_event("b")],
+        )
+        .await
+        .unwrap();
+    for event in &appended.events {
+        assert_eq!(
+            event.recorded_at, ahead,
+            "recorded with the latest stored time"
+        );
+    }
+    let read = store.read_stream("s", 1, 10).await.unwrap();
+    assert_eq!(read, appended.events);
+    assert_eq!(store.position_at(ahead).await.unwrap(), Some(1));
+}
+
+/// The first position at an instant, found by a search over positions, also where positions
+/// have gaps and several events share a time.
+#[tokio::test]
+async fn position_at_searches_positions_with_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(db_path(&dir)).await.unwrap();
+    let conn = raw(&db_path(&dir));
+    // (position, recorded_at in microseconds): gaps, and a time shared by two events.
+    let rows = [(1, 10), (5, 20), (6, 20), (20, 30), (100, 40)];
+    for (version, (position, micros)) in (1..).zip(rows) {
+        conn.execute(
+            "INSERT INTO events (position, stream_id, version, event_id, event_type, \
+             schema_version, payload, metadata, recorded_at) \
+             VALUES (?1, 's', ?2, ?3, 'Tagged', 1, '{}', '{}', ?4)",
+            rusqlite::params![
+                position,
+                version,
+                Uuid::new_v4().as_bytes().as_slice(),
+                micros
+            ],
+        )
+        .unwrap();
+    }
+    let at = |micros| chrono::DateTime::from_timestamp_micros(micros).unwrap();
+    let expected = [
+        (0, Some(1)),
+        (10, Some(1)),
+        (11, Some(5)),
+        (20, Some(5)),
+        (21, Some(20)),
+        (30, Some(20)),
+        (31, Some(100)),
+        (40, Some(100)),
+        (41, None),
+    ];
+    for (micros, position) in expected {
+        assert_eq!(
+            store.position_at(at(micros)).await.unwrap(),
+            position,
+            "at {micros}"
         );
     }
 }

@@ -17,7 +17,11 @@ fn assert_metadata(stored: &[RecordedEvent], correlation_id: Uuid, user: &str) {
             Some(correlation_id),
             "{event:?}"
         );
-        assert_eq!(event.metadata.get(USER_KEY), Some(user), "{event:?}");
+        assert_eq!(
+            event.metadata.get(USER_KEY).and_then(|v| v.as_str()),
+            Some(user),
+            "{event:?}"
+        );
     }
 }
 

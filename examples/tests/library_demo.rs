@@ -167,7 +167,7 @@ fn check(report: &LibraryDemo, output: &str) {
                     "{event:?} has no book event behind it"
                 );
                 assert_eq!(recorded.metadata.causation_id, None);
-                assert_eq!(recorded.metadata.get(USER_KEY), Some(LIBRARIAN));
+                assert_eq!(recorded.metadata.get(USER_KEY), Some(&LIBRARIAN.into()));
             }
         }
     }

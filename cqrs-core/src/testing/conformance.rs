@@ -12,9 +12,12 @@
 
 use crate::backend::recorded_now;
 use crate::envelope::{NewEvent, RecordedEvent};
+use crate::log::{Direction, EventFilter, LogRead};
 use crate::metadata::Metadata;
 use crate::snapshot::{Snapshot, SnapshotStore};
 use crate::store::{EventStore, ExpectedVersion, StoreError};
+use crate::subscription::CheckpointStore;
+use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
 
@@ -514,9 +517,9 @@ pub async fn metadata_and_unicode_round_trip<S: EventStore>(store: &S) {
         "null",
     ];
     let mut custom = BTreeMap::new();
-    custom.insert("tenant".to_owned(), "ÅÄÖ-株式会社".to_owned());
-    custom.insert("empty".to_owned(), String::new());
-    custom.insert("json-ish".to_owned(), "{\"not\":\"parsed\"}".to_owned());
+    custom.insert("tenant".to_owned(), "ÅÄÖ-株式会社".into());
+    custom.insert("empty".to_owned(), "".into());
+    custom.insert("json-ish".to_owned(), "{\"not\":\"parsed\"}".into());
     let metadata = Metadata {
         correlation_id: Some(Uuid::new_v4()),
         causation_id: Some(Uuid::new_v4()),
@@ -554,6 +557,70 @@ pub async fn metadata_and_unicode_round_trip<S: EventStore>(store: &S) {
     }
 }
 
+/// The application's metadata keys hold any JSON value, and every read gives each back
+/// exactly: numbers stay numbers of the same value (a tenant id 42 is not "42"), booleans,
+/// null, arrays and nested objects stay what they were.
+pub async fn metadata_values_of_any_json_type_round_trip<S: EventStore>(store: &S) {
+    use serde_json::{json, Value};
+    let metadata = Metadata::new()
+        .with_correlation_id(Uuid::new_v4())
+        .with("tenant_id", 42)
+        .with("tenant_code", "42")
+        .with("negative", -7)
+        .with("largest", u64::MAX)
+        .with("smallest", i64::MIN)
+        .with("tenth", 0.1)
+        .with("huge", 1e300)
+        .with("beta", true)
+        .with("legacy", false)
+        .with("nothing", Value::Null)
+        .with("tags", json!(["a", 1, [], {}]))
+        .with(
+            "org",
+            json!({ "id": 7, "name": "Åkesson & 株式会社", "parent": { "id": 1, "tags": [] } }),
+        )
+        .with("empty", json!({}))
+        .with("ключ 🔑", "value");
+    let stream = new_stream();
+    let written: Vec<NewEvent> = ["a", "b"]
+        .iter()
+        .map(|tag| NewEvent {
+            metadata: metadata.clone(),
+            ..event(tag)
+        })
+        .collect();
+    let appended = store
+        .append(&stream, ExpectedVersion::Any, written)
+        .await
+        .unwrap()
+        .events;
+    let first = appended[0].position;
+    let ids: Vec<Uuid> = appended.iter().map(|e| e.event_id).collect();
+    let reads = [
+        appended.clone(),
+        read_whole_stream(store, &stream).await,
+        store.read_log(&LogRead::forward(first, 2)).await.unwrap(),
+        store.read_events_by_id(&ids).await.unwrap(),
+    ];
+    for read in reads {
+        assert_eq!(read.len(), 2);
+        for stored in read {
+            assert_eq!(stored.metadata, metadata, "metadata changed");
+            let get = |key: &str| stored.metadata.get(key).cloned();
+            assert_eq!(get("tenant_id").and_then(|v| v.as_u64()), Some(42));
+            assert_eq!(get("tenant_code"), Some(json!("42")));
+            assert_eq!(get("negative").and_then(|v| v.as_i64()), Some(-7));
+            assert_eq!(get("largest").and_then(|v| v.as_u64()), Some(u64::MAX));
+            assert_eq!(get("smallest").and_then(|v| v.as_i64()), Some(i64::MIN));
+            assert_eq!(get("tenth").and_then(|v| v.as_f64()), Some(0.1));
+            assert_eq!(get("huge").and_then(|v| v.as_f64()), Some(1e300));
+            assert_eq!(get("beta"), Some(Value::Bool(true)));
+            assert_eq!(get("nothing"), Some(Value::Null));
+            assert_eq!(get("org").and_then(|v| v["parent"]["id"].as_u64()), Some(1));
+        }
+    }
+}
+
 /// Timestamps are UTC at microsecond precision, taken at commit, and read back unchanged.
 pub async fn timestamps_have_microsecond_precision<S: EventStore>(store: &S) {
     let stream = new_stream();
@@ -575,6 +642,355 @@ pub async fn timestamps_have_microsecond_precision<S: EventStore>(store: &S) {
             stored.recorded_at.timestamp_subsec_nanos() % 1_000,
             0,
             "finer than microseconds cannot be kept by every backend"
+        );
+    }
+}
+
+fn typed(event_type: &str, tag: &str) -> NewEvent {
+    NewEvent {
+        event_type: event_type.to_owned(),
+        ..event(tag)
+    }
+}
+
+fn assert_invalid<T: std::fmt::Debug>(result: Result<T, StoreError>, expected: &str) {
+    match result {
+        Err(StoreError::InvalidArgument { argument, .. }) => {
+            assert_eq!(argument, expected, "the refusal names another argument");
+        }
+        other => panic!("expected InvalidArgument for `{expected}`, got {other:?}"),
+    }
+}
+
+/// Every event of `read` (whatever its limit), page by page of `page` events, each next
+/// page starting one past the last event read.
+async fn read_in_pages<S: EventStore>(
+    store: &S,
+    read: &LogRead,
+    page: usize,
+) -> Vec<RecordedEvent> {
+    let mut all = Vec::new();
+    let mut next = LogRead {
+        limit: page,
+        ..read.clone()
+    };
+    loop {
+        let events = store.read_log(&next).await.expect("read_log failed");
+        assert!(events.len() <= page, "a page longer than its limit");
+        let Some(last) = events.last() else {
+            return all;
+        };
+        let from = match next.direction {
+            Direction::Forward => last.position.checked_add(1),
+            Direction::Backward => last.position.checked_sub(1),
+        };
+        all.extend(events);
+        match from {
+            Some(from) => next.from = from,
+            None => return all,
+        }
+    }
+}
+
+/// Reads of the global log restricted to event types and/or stream categories return
+/// exactly the events [`EventFilter::matches`] takes (OR within a list, AND across the
+/// two; a category is the stream id up to its first `-`), with their global positions, in
+/// either direction, whole or page by page, from any position.
+pub async fn filtered_reads_take_the_asked_types_and_categories<S: EventStore>(store: &S) {
+    // Names of this check's own, so that the filters take no other check's events.
+    let tag = Uuid::new_v4().simple().to_string();
+    let (cart, order, look_alike) = (
+        format!("Cart{tag}"),
+        format!("Order{tag}"),
+        format!("Cart{tag}s"),
+    );
+    let (added, removed, placed) = (
+        format!("Added{tag}"),
+        format!("Removed{tag}"),
+        format!("Placed{tag}"),
+    );
+    let plan = [
+        (format!("{cart}-1"), &added, 2),
+        (format!("{order}-1"), &placed, 1),
+        (format!("{look_alike}-1"), &added, 1),
+        (format!("{cart}-2"), &removed, 1),
+        (cart.clone(), &added, 1), // no '-': the whole id is the category
+        (format!("{order}-1"), &added, 1),
+        (format!("{cart}-1-x"), &removed, 2),
+        (format!("{order}-2"), &placed, 1),
+    ];
+    let mut mine = Vec::new();
+    for (stream, event_type, count) in &plan {
+        let batch = (0..*count)
+            .map(|i| typed(event_type, &format!("f{i}")))
+            .collect();
+        let appended = store
+            .append(stream, ExpectedVersion::Any, batch)
+            .await
+            .expect("append failed");
+        mine.extend(appended.events);
+    }
+    let filters = [
+        EventFilter::all().with_categories([&cart]),
+        EventFilter::all().with_categories([&cart, &order]),
+        EventFilter::all().with_event_types([&added]),
+        EventFilter::all().with_event_types([&added, &placed]),
+        EventFilter::all()
+            .with_categories([&cart])
+            .with_event_types([&removed]),
+        EventFilter::all()
+            .with_categories([&cart, &order, &look_alike])
+            .with_event_types([&added, &placed]),
+    ];
+    for filter in filters {
+        let expected: Vec<RecordedEvent> = mine
+            .iter()
+            .filter(|e| filter.matches(&e.stream_id, &e.event_type))
+            .cloned()
+            .collect();
+        assert!(expected.len() >= 2, "the check needs two events per filter");
+        let mut newest_first = expected.clone();
+        newest_first.reverse();
+        let forward = LogRead::forward(0, usize::MAX).matching(filter.clone());
+        let backward = LogRead::backward(u64::MAX, usize::MAX).matching(filter.clone());
+        let whole = store.read_log(&forward).await.expect("read_log failed");
+        assert_eq!(whole, expected, "forward read of {filter:?}");
+        let whole = store.read_log(&backward).await.expect("read_log failed");
+        assert_eq!(whole, newest_first, "backward read of {filter:?}");
+        for page in [1, 2, 3] {
+            let paged = read_in_pages(store, &forward, page).await;
+            assert_eq!(paged, expected, "forward pages of {page} of {filter:?}");
+            let paged = read_in_pages(store, &backward, page).await;
+            assert_eq!(
+                paged, newest_first,
+                "backward pages of {page} of {filter:?}"
+            );
+        }
+        // From a position of the filter's, and from one just after (or before) it.
+        let second = expected[1].position;
+        let from = |from, direction| LogRead {
+            from,
+            direction,
+            limit: usize::MAX,
+            filter: filter.clone(),
+        };
+        let read = |read: LogRead| async move { store.read_log(&read).await.unwrap() };
+        assert_eq!(read(from(second, Direction::Forward)).await, expected[1..]);
+        assert_eq!(
+            read(from(second + 1, Direction::Forward)).await,
+            expected[2..]
+        );
+        let mut up_to_second = expected[..2].to_vec();
+        up_to_second.reverse();
+        assert_eq!(read(from(second, Direction::Backward)).await, up_to_second);
+        assert_eq!(
+            read(from(second - 1, Direction::Backward)).await,
+            expected[..1]
+        );
+        let limited = LogRead::forward(0, 1).matching(filter.clone());
+        assert_eq!(
+            read(limited).await,
+            expected[..1],
+            "the limit counts taken events"
+        );
+    }
+}
+
+/// A read limit of 0, and a filter whose type or category list is set but empty, are
+/// refused as invalid arguments rather than read as "nothing".
+pub async fn reads_refuse_a_zero_limit_and_empty_filter_lists<S: EventStore>(store: &S) {
+    store
+        .append(&new_stream(), ExpectedVersion::Any, events("z", 1))
+        .await
+        .unwrap();
+    assert_invalid(store.read_log(&LogRead::forward(1, 0)).await, "limit");
+    assert_invalid(
+        store.read_log(&LogRead::backward(u64::MAX, 0)).await,
+        "limit",
+    );
+    let none: [&str; 0] = [];
+    let empty_lists = [
+        EventFilter::all().with_event_types(none),
+        EventFilter::all().with_categories(none),
+        EventFilter::all()
+            .with_categories(["conformance"])
+            .with_event_types(none),
+    ];
+    for filter in empty_lists {
+        for read in [LogRead::forward(1, 10), LogRead::backward(u64::MAX, 10)] {
+            assert_invalid(
+                store.read_log(&read.matching(filter.clone())).await,
+                "filter",
+            );
+        }
+    }
+}
+
+/// The global log read backward: newest first, `from` inclusive (`u64::MAX`: the end),
+/// page by page down to the first event, at and past both ends.
+pub async fn backward_global_reads_on_empty_store<S: EventStore>(store: &S) {
+    let newest = LogRead::backward(u64::MAX, 10);
+    assert!(
+        store.read_log(&newest).await.unwrap().is_empty(),
+        "needs an empty store"
+    );
+    let (a, b) = (new_stream(), new_stream());
+    for (stream, count) in [(&a, 3), (&b, 2), (&a, 1), (&b, 3)] {
+        store
+            .append(stream, ExpectedVersion::Any, events("b", count))
+            .await
+            .unwrap();
+    }
+    let all = read_whole_log(store).await;
+    let mut reversed = all.clone();
+    reversed.reverse();
+    let back = |from, limit| async move {
+        store
+            .read_log(&LogRead::backward(from, limit))
+            .await
+            .expect("backward read failed")
+    };
+    assert_eq!(back(u64::MAX, usize::MAX).await, reversed);
+    assert_eq!(back(u64::MAX, 3).await, reversed[..3]);
+    let last = all[all.len() - 1].position;
+    assert_eq!(back(last, 1).await, reversed[..1], "from is inclusive");
+    assert_eq!(back(last + 100, 2).await, reversed[..2]);
+    assert_eq!(
+        back(all[2].position, 2).await,
+        [all[2].clone(), all[1].clone()]
+    );
+    assert_eq!(back(all[0].position, 10).await, all[..1]);
+    assert!(back(0, 10).await.is_empty(), "nothing is at or before 0");
+    for page in [1, 2, 4] {
+        let paged = read_in_pages(store, &LogRead::backward(u64::MAX, usize::MAX), page).await;
+        assert_eq!(paged, reversed, "backward pages of {page}");
+    }
+}
+
+/// Events are found by id: in position order whatever the order asked, each once, ids
+/// never stored left out, no ids giving no events.
+pub async fn events_are_found_by_id<S: EventStore>(store: &S) {
+    let (a, b) = (new_stream(), new_stream());
+    let first = store
+        .append(&a, ExpectedVersion::Any, events("i", 3))
+        .await
+        .unwrap()
+        .events;
+    let second = store
+        .append(&b, ExpectedVersion::Any, events("j", 2))
+        .await
+        .unwrap()
+        .events;
+    let by_id = |ids: Vec<Uuid>| async move {
+        store
+            .read_events_by_id(&ids)
+            .await
+            .expect("read_events_by_id failed")
+    };
+    assert!(by_id(Vec::new()).await.is_empty());
+    assert_eq!(by_id(vec![second[1].event_id]).await, second[1..]);
+    let unknown = Uuid::new_v4();
+    let asked = vec![
+        second[1].event_id,
+        first[0].event_id,
+        unknown,
+        first[2].event_id,
+        first[0].event_id,
+    ];
+    assert_eq!(
+        by_id(asked).await,
+        [first[0].clone(), first[2].clone(), second[1].clone()],
+        "position order, each once, the unknown id left out"
+    );
+    assert!(by_id(vec![unknown, Uuid::nil()]).await.is_empty());
+    let every: Vec<Uuid> = first
+        .iter()
+        .chain(&second)
+        .map(|e| e.event_id)
+        .rev()
+        .collect();
+    let found = by_id(every).await;
+    assert_eq!(found, [first, second].concat());
+}
+
+/// The first event recorded at or after the instant asked for; every event before it was
+/// recorded earlier (times never decrease along positions). Instants between two stored
+/// times, before the first and after the last are all answered.
+pub async fn position_at_finds_the_first_event_recorded_then_on_empty_store<S: EventStore>(
+    store: &S,
+) {
+    assert_eq!(store.position_at(recorded_now()).await.unwrap(), None);
+    assert!(
+        read_whole_log(store).await.is_empty(),
+        "needs an empty store"
+    );
+    let stream = new_stream();
+    for _ in 0..4 {
+        store
+            .append(&stream, ExpectedVersion::Any, events("t", 2))
+            .await
+            .unwrap();
+        // Apart by more than the precision kept, so that the batches' times differ.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let log = read_whole_log(store).await;
+    let reference =
+        |at: DateTime<Utc>| log.iter().find(|e| e.recorded_at >= at).map(|e| e.position);
+    let mut instants = vec![DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC];
+    for event in &log {
+        let at = event.recorded_at;
+        for offset in [
+            Duration::zero(),
+            Duration::nanoseconds(1),
+            Duration::nanoseconds(-1),
+            Duration::microseconds(1),
+            Duration::microseconds(-1),
+        ] {
+            instants.push(at + offset);
+        }
+    }
+    for at in instants {
+        assert_eq!(
+            store.position_at(at).await.expect("position_at failed"),
+            reference(at),
+            "the first position recorded at or after {at:?}"
+        );
+    }
+    assert_eq!(
+        store.position_at(DateTime::<Utc>::MIN_UTC).await.unwrap(),
+        Some(log[0].position)
+    );
+    let distinct: HashSet<_> = log.iter().map(|e| e.recorded_at).collect();
+    assert!(
+        distinct.len() >= 4,
+        "the batches were recorded at distinct times"
+    );
+}
+
+/// `recorded_at` never decreases along positions, even with many writers at once: time
+/// and log order agree.
+pub async fn recorded_at_never_decreases_along_positions<S: EventStore>(store: &S) {
+    let prefix = new_stream();
+    run_on_threads(WRITERS, |writer| {
+        let stream = format!("{prefix}-{writer}");
+        async move {
+            for _ in 0..EVENTS_PER_WRITER / 2 {
+                store
+                    .append(&stream, ExpectedVersion::Any, events("r", 2))
+                    .await
+                    .unwrap_or_else(|e| panic!("writer {writer} was refused: {e}"));
+            }
+        }
+    });
+    let log = read_whole_log(store).await;
+    for pair in log.windows(2) {
+        assert!(
+            pair[0].recorded_at <= pair[1].recorded_at,
+            "position {} was recorded at {}, after position {} at {}",
+            pair[0].position,
+            pair[0].recorded_at,
+            pair[1].position,
+            pair[1].recorded_at
         );
     }
 }
@@ -693,6 +1109,96 @@ pub async fn concurrent_writers_on_many_streams<S: EventStore>(store: &S) {
     }
 }
 
+/// When a store gives an append signal ([`EventStore::appends`]), it holds the position of
+/// the latest append after each append returns: the last event's, for a batch. Empty and
+/// refused appends leave it where it was. (A store that returns `None` passes: readers
+/// then poll.)
+pub async fn the_append_signal_reports_each_append_on_empty_store<S: EventStore>(store: &S) {
+    let Some(mut signal) = store.appends() else {
+        return;
+    };
+    assert!(
+        read_whole_log(store).await.is_empty(),
+        "needs an empty store"
+    );
+    assert_eq!(*signal.borrow_and_update(), 0, "nothing appended yet");
+    let (a, b) = (new_stream(), new_stream());
+    for (stream, count) in [(&a, 1), (&b, 3), (&a, 2)] {
+        let appended = store
+            .append(stream, ExpectedVersion::Any, events("s", count))
+            .await
+            .unwrap();
+        let last = appended.events.last().map(|e| e.position);
+        assert!(
+            signal.has_changed().unwrap_or(false),
+            "no signal of the append"
+        );
+        assert_eq!(Some(*signal.borrow_and_update()), last);
+        let late = store.appends().map(|late| *late.borrow());
+        assert_eq!(
+            late, last,
+            "a signal taken later starts at the latest append"
+        );
+    }
+    let before = *signal.borrow_and_update();
+    store
+        .append(&a, ExpectedVersion::Any, Vec::new())
+        .await
+        .unwrap();
+    let refused = store
+        .append(&a, ExpectedVersion::NoStream, events("x", 1))
+        .await;
+    assert!(refused.is_err());
+    assert_eq!(
+        *signal.borrow(),
+        before,
+        "an append that added nothing moved the signal"
+    );
+}
+
+/// A checkpoint store starts every subscription at 0, gives back what was saved last
+/// (moving forward, and back to 0 as a reset does), and keeps each name's apart.
+pub async fn checkpoints_start_at_zero_and_keep_the_latest<S: CheckpointStore>(store: &S) {
+    let (name, other) = (new_stream(), new_stream());
+    assert_eq!(
+        store.load_checkpoint(&name).await.unwrap(),
+        0,
+        "an unknown name"
+    );
+    store.save_checkpoint(&name, 7).await.unwrap();
+    assert_eq!(store.load_checkpoint(&name).await.unwrap(), 7);
+    store.save_checkpoint(&name, 12).await.unwrap();
+    assert_eq!(
+        store.load_checkpoint(&name).await.unwrap(),
+        12,
+        "overwritten"
+    );
+    assert_eq!(
+        store.load_checkpoint(&other).await.unwrap(),
+        0,
+        "names share a checkpoint"
+    );
+    store.save_checkpoint(&other, 3).await.unwrap();
+    assert_eq!(store.load_checkpoint(&name).await.unwrap(), 12);
+    store.save_checkpoint(&name, 0).await.unwrap();
+    assert_eq!(
+        store.load_checkpoint(&name).await.unwrap(),
+        0,
+        "reset to the start"
+    );
+    assert_eq!(store.load_checkpoint(&other).await.unwrap(), 3);
+    // A position as large as a signed 64-bit rowid (SQLite's) is kept whole.
+    let largest = u64::try_from(i64::MAX).unwrap_or(u64::MAX);
+    store
+        .save_checkpoint("名前 with spaces", largest)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_checkpoint("名前 with spaces").await.unwrap(),
+        largest
+    );
+}
+
 /// A snapshot store keeps the latest snapshot per stream, byte for byte, and never lets an
 /// older one replace a newer.
 pub async fn snapshots_keep_the_latest<S: SnapshotStore>(store: &S) {
@@ -735,6 +1241,17 @@ macro_rules! snapshot_store_conformance_tests {
     };
 }
 
+/// One `#[tokio::test]` per checkpoint-store check, each on a fresh store (see
+/// [`store_conformance_tests!`](crate::store_conformance_tests)).
+#[macro_export]
+macro_rules! checkpoint_store_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@each $make;
+            checkpoints_start_at_zero_and_keep_the_latest,
+        );
+    };
+}
+
 /// One `#[tokio::test]` per conformance check, each on a fresh store made by `$make`, an
 /// async expression whose value derefs to the store (an `Arc<Store>`, or a guard that also
 /// keeps a temporary directory alive).
@@ -758,9 +1275,17 @@ macro_rules! store_conformance_tests {
             global_paging_on_empty_store,
             positions_are_gap_free_on_empty_store,
             metadata_and_unicode_round_trip,
+            metadata_values_of_any_json_type_round_trip,
             timestamps_have_microsecond_precision,
             concurrent_writers_on_one_stream,
             concurrent_writers_on_many_streams,
+            filtered_reads_take_the_asked_types_and_categories,
+            reads_refuse_a_zero_limit_and_empty_filter_lists,
+            backward_global_reads_on_empty_store,
+            events_are_found_by_id,
+            position_at_finds_the_first_event_recorded_then_on_empty_store,
+            recorded_at_never_decreases_along_positions,
+            the_append_signal_reports_each_append_on_empty_store,
         );
     };
     (@each $make:expr; $($check:ident,)*) => {

@@ -1,13 +1,18 @@
-//! The event log: appending a stream's events, reading pages of it, and decoding its rows.
+//! The event log: appending a stream's events, reading pages of it (whole streams, the
+//! global log filtered and in either direction), finding events by id and by time, and
+//! decoding its rows.
 
 use crate::error::{is_duplicate_event_id, store_error, SqliteError};
 use crate::integer::{convert, lower_bound, upper_bound};
 use crate::page::{Page, Range};
 use chrono::{DateTime, Utc};
-use cqrs_core::backend::decode_metadata;
-use cqrs_core::{Appended, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError};
+use cqrs_core::backend::{decode_metadata, recording_time};
+use cqrs_core::{
+    Appended, Direction, EventFilter, ExpectedVersion, Metadata, NewEvent, RecordedEvent,
+    StoreError,
+};
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, ErrorCode, Row};
+use rusqlite::{params, Connection, ErrorCode, Row, Rows, ToSql};
 use uuid::Uuid;
 
 /// Rows a read makes room for up front; a huge limit says "everything", not how much is
@@ -33,6 +38,58 @@ const STREAM_BACKWARD: &str =
     select_events!("WHERE stream_id = ?1 AND version <= ?2 ORDER BY version DESC LIMIT ?3");
 /// Every event from a position on, in global order.
 const GLOBAL_FORWARD: &str = select_events!("WHERE position >= ?1 ORDER BY position LIMIT ?2");
+/// Every event up to a position, newest first.
+const GLOBAL_BACKWARD: &str =
+    select_events!("WHERE position <= ?1 ORDER BY position DESC LIMIT ?2");
+
+// Filtered reads of the log: one range of an index per category (or event type) asked
+// for, in position order; several ranges are merged by `select_log`. `INDEXED BY` holds the
+// plan to that range (without it SQLite may pick another index, then sort every match).
+// Parameters: ?1 the category or type, ?2 the position bound, ?3 the limit, ?4 the
+// categories as a JSON array.
+
+/// A category's events from a position on.
+const CATEGORY_FORWARD: &str = select_events!(
+    "INDEXED BY events_by_category WHERE category = ?1 AND position >= ?2 \
+     ORDER BY position LIMIT ?3"
+);
+/// A category's events up to a position, newest first.
+const CATEGORY_BACKWARD: &str = select_events!(
+    "INDEXED BY events_by_category WHERE category = ?1 AND position <= ?2 \
+     ORDER BY position DESC LIMIT ?3"
+);
+/// An event type's events from a position on.
+const TYPE_FORWARD: &str = select_events!(
+    "INDEXED BY events_by_type WHERE event_type = ?1 AND position >= ?2 \
+     ORDER BY position LIMIT ?3"
+);
+/// An event type's events up to a position, newest first.
+const TYPE_BACKWARD: &str = select_events!(
+    "INDEXED BY events_by_type WHERE event_type = ?1 AND position <= ?2 \
+     ORDER BY position DESC LIMIT ?3"
+);
+/// An event type's events in some categories from a position on.
+const TYPE_CATEGORIES_FORWARD: &str = select_events!(
+    "INDEXED BY events_by_type WHERE event_type = ?1 AND position >= ?2 \
+     AND category IN (SELECT value FROM json_each(?4)) ORDER BY position LIMIT ?3"
+);
+/// An event type's events in some categories up to a position, newest first.
+const TYPE_CATEGORIES_BACKWARD: &str = select_events!(
+    "INDEXED BY events_by_type WHERE event_type = ?1 AND position <= ?2 \
+     AND category IN (SELECT value FROM json_each(?4)) ORDER BY position DESC LIMIT ?3"
+);
+
+/// The events with the ids of a JSON array of hex strings, through `UNIQUE(event_id)`.
+const BY_IDS: &str =
+    select_events!("WHERE event_id IN (SELECT unhex(value) FROM json_each(?1)) ORDER BY position");
+
+/// The first event at or after a position, with its time: one probe of the search for the
+/// first position at an instant (one seek of the table's b-tree).
+const FIRST_FROM: &str =
+    "SELECT position, recorded_at FROM events WHERE position >= ?1 ORDER BY position LIMIT 1";
+
+/// The latest event, with its time (the largest rowid: one step down the table's b-tree).
+const LAST: &str = "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1";
 
 /// The stream's row with the highest version, by SQLite's order (text and blobs after
 /// every number): its current version, if that reads as one.
@@ -125,16 +182,24 @@ fn positions_exhausted(conn: &Connection) -> bool {
         .is_ok_and(|seq| seq == i64::MAX)
 }
 
-/// Checks the expected version and inserts the events, inside the caller's savepoint.
+/// Checks the expected version and inserts the events, inside the caller's savepoint,
+/// recorded now but never before the latest stored event (read here, under the write
+/// lock, so `recorded_at` never decreases along positions even if the clock steps back).
 pub(crate) fn append(
     conn: &Connection,
     stream_id: &str,
     expected: ExpectedVersion,
     events: Vec<NewEvent>,
-    recorded_at: DateTime<Utc>,
 ) -> Result<Appended, StoreError> {
     let current = stream_version(conn, stream_id)?;
     expected.check(stream_id, current)?;
+    if events.is_empty() {
+        return Ok(Appended {
+            version: current.unwrap_or(0),
+            events: Vec::new(),
+        });
+    }
+    let recorded_at = recording_time(last_recorded_at(conn)?);
     let mut version = current.unwrap_or(0);
     let mut statement = conn
         .prepare_cached(
@@ -196,32 +261,268 @@ pub(crate) fn append(
     })
 }
 
+/// The position and time (microseconds) of the one event `sql` selects with `bound`, if any.
+fn position_and_time(
+    conn: &Connection,
+    sql: &str,
+    bound: impl rusqlite::Params,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut statement| {
+            let mut rows = statement.query(bound)?;
+            rows.next()?
+                .map(|row| Ok((row.get(0)?, row.get(1)?)))
+                .transpose()
+        })
+        .map_err(store_error)
+}
+
+/// The time of the latest stored event, if any.
+fn last_recorded_at(conn: &Connection) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let Some((_, micros)) = position_and_time(conn, LAST, [])? else {
+        return Ok(None);
+    };
+    match DateTime::from_timestamp_micros(micros) {
+        Some(last) => Ok(Some(last)),
+        None => Err(SqliteError::OutOfRange {
+            what: "recorded_at of the latest event",
+            value: micros.to_string(),
+        }
+        .into()),
+    }
+}
+
 /// Reads and decodes the events of `page`, in the page's order.
 pub(crate) fn select(conn: &Connection, page: &Page) -> Result<Vec<RecordedEvent>, StoreError> {
     let limit = upper_bound(page.limit);
     let (sql, stream_id, from) = match &page.range {
-        Range::StreamForward { stream_id, from } => {
-            (STREAM_FORWARD, Some(stream_id), lower_bound(*from))
-        }
+        Range::StreamForward { stream_id, from } => (STREAM_FORWARD, stream_id, lower_bound(*from)),
         Range::StreamBackward { stream_id, from } => {
-            (STREAM_BACKWARD, Some(stream_id), Some(upper_bound(*from)))
+            (STREAM_BACKWARD, stream_id, Some(upper_bound(*from)))
         }
-        Range::Global { from } => (GLOBAL_FORWARD, None, lower_bound(*from)),
+        Range::Log {
+            direction,
+            filter,
+            from,
+        } => {
+            let from = match direction {
+                Direction::Forward => lower_bound(*from),
+                Direction::Backward => Some(upper_bound(*from)),
+            };
+            let Some(from) = from else {
+                return Ok(Vec::new()); // starts past every position SQLite can hold
+            };
+            return select_log(conn, *direction, filter, from, limit, page.limit);
+        }
     };
     let Some(from) = from else {
-        return Ok(Vec::new()); // starts past every value SQLite can hold
+        return Ok(Vec::new()); // starts past every version SQLite can hold
     };
     let mut statement = conn.prepare_cached(sql).map_err(store_error)?;
-    let rows = match stream_id {
-        Some(stream_id) => statement.query(params![stream_id, from, limit]),
-        None => statement.query(params![from, limit]),
-    };
-    let mut rows = rows.map_err(store_error)?;
+    let mut rows = statement
+        .query(params![stream_id, from, limit])
+        .map_err(store_error)?;
     let mut events = Vec::with_capacity(page.limit.min(PREALLOCATED_ROWS));
     while let Some(row) = rows.next().map_err(store_error)? {
-        events.push(recorded_event(row, stream_id.map(String::as_str))?);
+        events.push(recorded_event(row, Some(stream_id.as_str()))?);
     }
     Ok(events)
+}
+
+/// Reads up to `wanted` events of the log that `filter` takes, from position `from` on in
+/// `direction`: one index range per event type asked for (or, with no type, per category),
+/// each in position order, merged by position. The ranges never share an event (an event
+/// has one category and one type), and each is stepped only as far as the merge takes from
+/// it, so no more than one row per range is decoded and left unused.
+///
+/// With both lists, the type ranges are read and the categories checked on each row: an
+/// event type usually belongs to one aggregate, so its range holds few events of other
+/// categories, where a category's range holds every other type of that aggregate.
+fn select_log(
+    conn: &Connection,
+    direction: Direction,
+    filter: &EventFilter,
+    from: i64,
+    limit: i64,
+    wanted: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let forward = direction == Direction::Forward;
+    let categories_json;
+    let (sql, keys, categories): (&str, Vec<&String>, Option<&String>) =
+        match (filter.categories(), filter.event_types()) {
+            (Some(categories), Some(types)) => {
+                categories_json = json_array(categories.iter().map(String::as_str))?;
+                let sql = if forward {
+                    TYPE_CATEGORIES_FORWARD
+                } else {
+                    TYPE_CATEGORIES_BACKWARD
+                };
+                (sql, types.iter().collect(), Some(&categories_json))
+            }
+            (Some(categories), None) => {
+                let sql = if forward {
+                    CATEGORY_FORWARD
+                } else {
+                    CATEGORY_BACKWARD
+                };
+                (sql, categories.iter().collect(), None)
+            }
+            (None, Some(types)) => {
+                let sql = if forward { TYPE_FORWARD } else { TYPE_BACKWARD };
+                (sql, types.iter().collect(), None)
+            }
+            (None, None) => {
+                let sql = if forward {
+                    GLOBAL_FORWARD
+                } else {
+                    GLOBAL_BACKWARD
+                };
+                (sql, Vec::new(), None)
+            }
+        };
+    // One statement per range (the same SQL prepared again for each one after the first,
+    // since a cached statement serves one query at a time).
+    let ranges = keys.len().max(1);
+    // Several ranges must read one snapshot: outside a transaction, a range that ends first
+    // can end SQLite's implicit read transaction, and a range stepped after it would see
+    // commits made since, taking a later event of its own while an earlier one of the ended
+    // range is missed (and a page continuing after it would never see it). The transaction
+    // is declared first so that it ends after the statements.
+    let _snapshot = if ranges > 1 && conn.is_autocommit() {
+        Some(conn.unchecked_transaction().map_err(store_error)?)
+    } else {
+        None
+    };
+    let mut statements = Vec::with_capacity(ranges);
+    for _ in 0..ranges {
+        statements.push(conn.prepare_cached(sql).map_err(store_error)?);
+    }
+    let mut cursors = Vec::with_capacity(ranges);
+    for (i, statement) in statements.iter_mut().enumerate() {
+        let rows = match (keys.get(i), categories) {
+            (None, _) => statement.query(params![from, limit]),
+            (Some(key), None) => statement.query(params![key, from, limit]),
+            (Some(key), Some(categories)) => {
+                let bound: [&dyn ToSql; 4] = [key, &from, &limit, categories];
+                statement.query(&bound[..])
+            }
+        };
+        cursors.push(rows.map_err(store_error)?);
+    }
+    merge(&mut cursors, forward, wanted)
+}
+
+/// Takes up to `wanted` events from `cursors` (each in the read's order), the next one
+/// always from the cursor whose event comes first: lowest position forward, highest
+/// backward.
+fn merge(
+    cursors: &mut [Rows<'_>],
+    forward: bool,
+    wanted: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut heads = Vec::with_capacity(cursors.len());
+    for cursor in cursors.iter_mut() {
+        heads.push(next_event(cursor)?);
+    }
+    let mut events = Vec::with_capacity(wanted.min(PREALLOCATED_ROWS));
+    while events.len() < wanted {
+        let first = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, head)| head.as_ref().map(|event| (i, event.position)))
+            .reduce(|a, b| {
+                let b_first = if forward { b.1 < a.1 } else { b.1 > a.1 };
+                if b_first {
+                    b
+                } else {
+                    a
+                }
+            });
+        let Some((i, _)) = first else {
+            break;
+        };
+        let next = if events.len() + 1 < wanted {
+            next_event(&mut cursors[i])?
+        } else {
+            None // the page is full with this event: read no further
+        };
+        if let Some(event) = std::mem::replace(&mut heads[i], next) {
+            events.push(event);
+        }
+    }
+    Ok(events)
+}
+
+/// The cursor's next event, decoded.
+fn next_event(cursor: &mut Rows<'_>) -> Result<Option<RecordedEvent>, StoreError> {
+    match cursor.next().map_err(store_error)? {
+        Some(row) => recorded_event(row, None).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `items` as a JSON array of strings, the one parameter a variable-length list is bound
+/// as (read back in SQL with `json_each`), so each query keeps one prepared statement.
+fn json_array<'a>(items: impl Iterator<Item = &'a str>) -> Result<String, StoreError> {
+    serde_json::to_string(&items.collect::<Vec<_>>()).map_err(|e| StoreError::Backend(Box::new(e)))
+}
+
+/// The stored events with these ids, in position order (each id once, unknown ones left
+/// out), in one query through `UNIQUE(event_id)`.
+pub(crate) fn select_by_ids(
+    conn: &Connection,
+    event_ids: &[Uuid],
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    if event_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hex: Vec<String> = event_ids.iter().map(|id| id.simple().to_string()).collect();
+    let ids = json_array(hex.iter().map(String::as_str))?;
+    let mut statement = conn.prepare_cached(BY_IDS).map_err(store_error)?;
+    let mut rows = statement.query([ids]).map_err(store_error)?;
+    let mut events = Vec::with_capacity(event_ids.len().min(PREALLOCATED_ROWS));
+    while let Some(row) = rows.next().map_err(store_error)? {
+        events.push(recorded_event(row, None)?);
+    }
+    Ok(events)
+}
+
+/// The first position recorded at or after `at` (`None`: there is none).
+///
+/// `recorded_at` never decreases along positions, so the table's own order (by position,
+/// its rowid) is time order, and a binary search over positions finds the instant: a few
+/// dozen seeks at most, and no index on `recorded_at` for every append to keep up.
+pub(crate) fn position_at(conn: &Connection, at: DateTime<Utc>) -> Result<Option<u64>, StoreError> {
+    // Stored times are whole microseconds: an instant between two of them is found from
+    // the next one up.
+    let partial = !at.timestamp_subsec_nanos().is_multiple_of(1_000);
+    let micros = at.timestamp_micros().saturating_add(i64::from(partial));
+    let Some((last, last_micros)) = position_and_time(conn, LAST, [])? else {
+        return Ok(None);
+    };
+    if last_micros < micros {
+        return Ok(None);
+    }
+    // The time of the first event at or after position `x` grows with `x`; find the
+    // smallest `x` at which it reaches `micros` (it does at `last`).
+    let (mut low, mut high) = (0_i64, last);
+    let mut found = last;
+    while low < high {
+        let middle = low + (high - low) / 2;
+        // There is one: `last` is at or after `middle`.
+        let Some((position, time)) = position_and_time(conn, FIRST_FROM, [middle])? else {
+            break;
+        };
+        if time >= micros {
+            high = middle;
+            found = position;
+        } else {
+            low = middle + 1;
+        }
+    }
+    convert(found, "position")
+        .map(Some)
+        .map_err(StoreError::from)
 }
 
 /// Which event a row holds: its stream id, version and position, all of them valid.
@@ -431,4 +732,152 @@ fn recorded_event(row: &Row<'_>, known_stream: Option<&str>) -> Result<RecordedE
         metadata,
         recorded_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::SqliteOptions;
+    use crate::sql::schema;
+
+    /// The plan SQLite chooses for `sql`, one line per step.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // Unbound parameters read as NULL; the plan does not depend on them.
+        let mut rows = statement.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        steps.join("\n")
+    }
+
+    /// Reads of the log seek an index range in the read's order, and never scan the table
+    /// or sort what they found; the lookup by id seeks its index, by time the table.
+    #[test]
+    fn log_reads_and_lookups_seek_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let conn = schema::open_writer(&path, &SqliteOptions::default()).unwrap();
+        let reads = [
+            (GLOBAL_FORWARD, "USING INTEGER PRIMARY KEY (rowid>?)"),
+            (GLOBAL_BACKWARD, "USING INTEGER PRIMARY KEY (rowid<?)"),
+            (
+                CATEGORY_FORWARD,
+                "USING INDEX events_by_category (category=? AND position>?)",
+            ),
+            (
+                CATEGORY_BACKWARD,
+                "USING INDEX events_by_category (category=? AND position<?)",
+            ),
+            (
+                TYPE_CATEGORIES_FORWARD,
+                "USING INDEX events_by_type (event_type=? AND position>?)",
+            ),
+            (
+                TYPE_CATEGORIES_BACKWARD,
+                "USING INDEX events_by_type (event_type=? AND position<?)",
+            ),
+            (
+                TYPE_FORWARD,
+                "USING INDEX events_by_type (event_type=? AND position>?)",
+            ),
+            (
+                TYPE_BACKWARD,
+                "USING INDEX events_by_type (event_type=? AND position<?)",
+            ),
+            (FIRST_FROM, "USING INTEGER PRIMARY KEY (rowid>?)"),
+        ];
+        for (sql, search) in reads {
+            let plan = plan(&conn, sql);
+            let first = plan.lines().next().unwrap_or_default();
+            assert_eq!(first, format!("SEARCH events {search}"), "{sql}");
+            assert!(!plan.contains("TEMP B-TREE"), "{sql} sorts:\n{plan}");
+        }
+        let by_ids = plan(&conn, BY_IDS);
+        assert!(
+            by_ids.starts_with("SEARCH events USING INDEX sqlite_autoindex_events_1 (event_id=?)"),
+            "{by_ids}"
+        );
+    }
+
+    /// A read merging several ranges reads them in one transaction of its own, and leaves
+    /// none open behind it.
+    #[test]
+    fn a_merged_read_ends_its_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let conn = schema::open_writer(&path, &SqliteOptions::default()).unwrap();
+        for (stream, event_type) in [("A-1", "X"), ("B-1", "Y"), ("A-1", "Y")] {
+            let event = NewEvent {
+                event_id: Uuid::new_v4(),
+                event_type: event_type.into(),
+                schema_version: 1,
+                payload: "{}".into(),
+                metadata: Metadata::new(),
+            };
+            append(&conn, stream, ExpectedVersion::Any, vec![event]).unwrap();
+        }
+        let read = |filter: EventFilter, direction| {
+            let range = Range::Log {
+                from: if direction == Direction::Forward {
+                    0
+                } else {
+                    u64::MAX
+                },
+                direction,
+                filter,
+            };
+            let page = Page { range, limit: 10 };
+            let events = select(&conn, &page).unwrap();
+            assert!(conn.is_autocommit(), "a transaction was left open");
+            events.iter().map(|e| e.position).collect::<Vec<_>>()
+        };
+        let both = EventFilter::all().with_categories(["A", "B"]);
+        assert_eq!(read(both.clone(), Direction::Forward), [1, 2, 3]);
+        assert_eq!(read(both.clone(), Direction::Backward), [3, 2, 1]);
+        let types = both.with_event_types(["X", "Y", "Z"]);
+        assert_eq!(read(types.clone(), Direction::Forward), [1, 2, 3]);
+        let only_a = EventFilter::all()
+            .with_categories(["A"])
+            .with_event_types(["Y", "Z"]);
+        assert_eq!(read(only_a, Direction::Backward), [3]);
+    }
+
+    /// SQL's category (the generated column) is `cqrs_core::category`, on any stream id.
+    #[test]
+    fn the_stored_category_is_the_one_the_core_computes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let conn = schema::open_writer(&path, &SqliteOptions::default()).unwrap();
+        let ids = [
+            "Cart-42",
+            "Cart-4-2",
+            "Cart-",
+            "Cart",
+            "-42",
+            "--",
+            "Käse-1",
+            "日本-語",
+            "a\u{2010}b-c",
+            " Cart -1",
+        ];
+        for (version, id) in (1..).zip(ids) {
+            let uuid = Uuid::new_v4();
+            conn.execute(
+                "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, \
+                 payload, metadata, recorded_at) VALUES (?1, ?2, ?3, 'T', 1, '{}', '{}', 0)",
+                params![id, version, uuid.as_bytes().as_slice()],
+            )
+            .unwrap();
+            let stored: String = conn
+                .query_row(
+                    "SELECT category FROM events WHERE event_id = ?1",
+                    [uuid.as_bytes().as_slice()],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(stored, cqrs_core::category(id), "{id:?}");
+        }
+    }
 }

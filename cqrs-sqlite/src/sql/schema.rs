@@ -14,7 +14,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 
 /// The schema version this crate writes: how many migrations it knows.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// `PRAGMA application_id` of every file this crate creates or migrates (`CQRS` in ASCII),
 /// so that another application's SQLite file is never taken for a store.
@@ -101,6 +101,20 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     BEGIN SELECT RAISE(ABORT, 'stored events are immutable: UPDATE refused'); END;
     CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'stored events are immutable: DELETE refused'); END;",
+    // 5: what filtered reads seek by. `category` is the stream id up to its first '-'
+    // (`cqrs_core::category`), a virtual column: computed from `stream_id`, so it needs no
+    // back-fill of stored rows (which the triggers forbid) and can never disagree with it;
+    // only the index stores it. Each index ends with the position (the rowid), so a filtered
+    // read is a range of one index in log order. (The first position at an instant needs
+    // no index: `recorded_at` never decreases along positions, so the table is in time
+    // order already.)
+    "ALTER TABLE events ADD COLUMN category TEXT GENERATED ALWAYS AS (
+        CASE WHEN instr(stream_id, '-') > 0
+             THEN substr(stream_id, 1, instr(stream_id, '-') - 1)
+             ELSE stream_id END
+    ) VIRTUAL;
+    CREATE INDEX events_by_category ON events (category, position);
+    CREATE INDEX events_by_type ON events (event_type, position);",
 ];
 
 /// WAL pages after which the writer's commit copies the WAL into the database file

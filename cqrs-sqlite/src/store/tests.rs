@@ -1,16 +1,21 @@
 //! The store's reads through paging, splitting and read-ahead, against the plain reads
 //! they replace: fixed cases at the edges (gaps, the inline rows, pages read ahead) and a
-//! property over any range and page size.
+//! property over any range, direction, filter and page size.
 
 use crate::run::paging::{INLINE_ROWS, PARALLEL_ROWS};
 use crate::SqliteStore;
-use cqrs_core::{EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent};
+use cqrs_core::{
+    Direction, EventFilter, EventStore, ExpectedVersion, LogRead, Metadata, NewEvent, RecordedEvent,
+};
 use uuid::Uuid;
+
+/// The event types events are stored under, one after the other.
+const TYPES: [&str; 3] = ["Counted", "Tallied", "Noted"];
 
 fn event(n: usize) -> NewEvent {
     NewEvent {
         event_id: Uuid::now_v7(),
-        event_type: "Counted".into(),
+        event_type: TYPES[n % TYPES.len()].into(),
         schema_version: 1,
         payload: format!("{{\"n\":{n}}}"),
         metadata: Metadata::new(),
@@ -231,9 +236,10 @@ async fn appends_and_reads_interleaved_from_many_tasks_all_complete() {
     }
 }
 
-/// A store filled once for the property below: one long stream (`S-big`) and two short ones
-/// appended between its batches, so the long stream's positions have gaps, plus rows put in
-/// by hand past gaps in the positions themselves.
+/// A store filled once for the property below: one long stream (`Big-1`) and short ones
+/// appended between its batches (categories `A`, `B` and `Big`), so the long stream's
+/// positions have gaps, plus rows put in by hand past gaps in the positions themselves
+/// (category `Gap`). Event types take turns (see [`TYPES`]).
 struct Filled {
     runtime: tokio::runtime::Runtime,
     store: SqliteStore,
@@ -250,7 +256,11 @@ const BIG_PER_ROUND: usize = 250;
 /// two connections, and the page after a full one read ahead.
 const BIG: usize = ROUNDS * BIG_PER_ROUND;
 const _: () = assert!(BIG > 2 * (INLINE_ROWS + PARALLEL_ROWS));
-const STREAMS: [&str; 4] = ["S-big", "S-a", "S-b", "S-none"];
+const STREAMS: [&str; 5] = ["Big-1", "A-1", "B-1", "A", "None-1"];
+/// The categories filters pick from: those of [`STREAMS`] and of the rows put in by hand.
+const CATEGORIES: [&str; 5] = ["Big", "A", "B", "Gap", "None"];
+/// The event types filters pick from: [`TYPES`] and one never stored.
+const FILTER_TYPES: [&str; 4] = ["Counted", "Tallied", "Noted", "Missing"];
 
 impl Filled {
     fn new() -> Self {
@@ -264,16 +274,13 @@ impl Filled {
         let store = runtime.block_on(async {
             let store = SqliteStore::open(&path).await.unwrap();
             for round in 0..ROUNDS {
-                append_many(&store, "S-big", BIG_PER_ROUND).await;
-                append_many(&store, "S-a", 1 + round * 7 % 37).await;
-                append_many(&store, "S-b", 20).await;
+                append_many(&store, "Big-1", BIG_PER_ROUND).await;
+                append_many(&store, "A-1", 1 + round * 7 % 37).await;
+                append_many(&store, "B-1", 20).await;
+                append_many(&store, "A", round % 3).await;
                 if round % 4 == 3 {
                     let next = store.read_all(1, usize::MAX).await.unwrap().len() + 100;
-                    insert_at(
-                        &dir,
-                        i64::try_from(next).unwrap(),
-                        &format!("S-gap-{round}"),
-                    );
+                    insert_at(&dir, i64::try_from(next).unwrap(), &format!("Gap-{round}"));
                 }
             }
             store
@@ -336,8 +343,8 @@ where
 /// One read the property checks.
 #[derive(Debug, Clone)]
 enum Read {
-    /// `read_all(from, limit)`.
-    All { from: u64, limit: usize },
+    /// `read_log` of one page.
+    Log(LogRead),
     /// `read_stream(stream, from, limit)`.
     Stream {
         stream: &'static str,
@@ -350,14 +357,30 @@ enum Read {
         from: u64,
         limit: usize,
     },
-    /// `read_all` page after page from `from`, as a subscription catching up does.
-    AllPages { from: u64, page: usize },
+    /// `read_log` page after page, each from one past the last event read, as a
+    /// subscription catching up (forward) or a browser going back in time does.
+    LogPages(LogRead),
     /// `read_stream` page after page from `from`, as a replay does.
     StreamPages {
         stream: &'static str,
         from: u64,
         page: usize,
     },
+}
+
+/// Filters of every shape: none (most often), categories, types, or both, one entry or
+/// several.
+fn filters() -> impl proptest::strategy::Strategy<Value = EventFilter> {
+    use proptest::prelude::*;
+    let categories = proptest::sample::subsequence(&CATEGORIES[..], 1..=3);
+    let types = proptest::sample::subsequence(&FILTER_TYPES[..], 1..=2);
+    prop_oneof![
+        3 => Just(EventFilter::all()),
+        2 => categories.clone().prop_map(|c| EventFilter::all().with_categories(c)),
+        1 => types.clone().prop_map(|t| EventFilter::all().with_event_types(t)),
+        1 => (categories, types)
+            .prop_map(|(c, t)| EventFilter::all().with_categories(c).with_event_types(t)),
+    ]
 }
 
 fn reads(last: u64) -> impl proptest::strategy::Strategy<Value = Read> {
@@ -382,9 +405,20 @@ fn reads(last: u64) -> impl proptest::strategy::Strategy<Value = Read> {
         PARALLEL_ROWS..=2 * PARALLEL_ROWS + 500,
         long,
     ];
+    let direction = prop_oneof![3 => Just(Direction::Forward), 1 => Just(Direction::Backward)];
+    let log_read = |from: BoxedStrategy<u64>, limit: BoxedStrategy<usize>| {
+        (from, direction.clone(), limit, filters()).prop_map(|(from, direction, limit, filter)| {
+            LogRead {
+                from,
+                direction,
+                limit,
+                filter,
+            }
+        })
+    };
     let stream = proptest::sample::select(&STREAMS[..]);
     prop_oneof![
-        (from.clone(), limit.clone()).prop_map(|(from, limit)| Read::All { from, limit }),
+        log_read(from.clone().boxed(), limit.clone().boxed()).prop_map(Read::Log),
         (stream.clone(), from.clone(), limit.clone()).prop_map(|(stream, from, limit)| {
             Read::Stream {
                 stream,
@@ -397,26 +431,40 @@ fn reads(last: u64) -> impl proptest::strategy::Strategy<Value = Read> {
             from,
             limit
         }),
-        (0..=last + 10, page.clone()).prop_map(|(from, page)| Read::AllPages { from, page }),
+        log_read(
+            prop_oneof![4 => 0..=last + 10, 1 => Just(u64::MAX)].boxed(),
+            page.clone().boxed()
+        )
+        .prop_map(Read::LogPages),
         (stream, 0..=u64::try_from(BIG).unwrap(), page)
             .prop_map(|(stream, from, page)| Read::StreamPages { stream, from, page }),
     ]
 }
 
 impl Filled {
+    /// What one plain `SELECT` returns for `read`, whatever its limit: every event from
+    /// `read.from` on in its direction, kept or left by [`EventFilter::matches`] (the
+    /// reference semantics), then cut to the limit.
+    fn select_log(&self, read: &LogRead) -> Vec<RecordedEvent> {
+        let (bound, desc) = match read.direction {
+            Direction::Forward => ("position >= ?", false),
+            Direction::Backward => ("position <= ?", true),
+        };
+        let mut events = self.select(bound, desc, &[&sql_bound(read.from), &-1]);
+        events.retain(|e| read.filter.matches(&e.stream_id, &e.event_type));
+        events.truncate(read.limit);
+        events
+    }
+
     /// What the store returns for `read`, and what plain `SELECT`s return for it.
     fn both(&self, read: &Read) -> (Vec<RecordedEvent>, Vec<RecordedEvent>) {
         let store = &self.store;
-        match *read {
-            Read::All { from, limit } => (
-                self.runtime.block_on(store.read_all(from, limit)).unwrap(),
-                self.select(
-                    "position >= ?",
-                    false,
-                    &[&sql_bound(from), &sql_bound(limit)],
-                ),
+        match read {
+            Read::Log(read) => (
+                self.runtime.block_on(store.read_log(read)).unwrap(),
+                self.select_log(read),
             ),
-            Read::Stream {
+            &Read::Stream {
                 stream,
                 from,
                 limit,
@@ -430,7 +478,7 @@ impl Filled {
                     &[&stream, &sql_bound(from), &sql_bound(limit)],
                 ),
             ),
-            Read::Backward {
+            &Read::Backward {
                 stream,
                 from,
                 limit,
@@ -444,29 +492,36 @@ impl Filled {
                     &[&stream, &sql_bound(from), &sql_bound(limit)],
                 ),
             ),
-            Read::AllPages { from, page } => {
+            Read::LogPages(whole) => {
                 let mut read = Vec::new();
-                let mut next = from;
+                let mut next = whole.clone();
                 loop {
-                    let events = self.runtime.block_on(store.read_all(next, page)).unwrap();
-                    let expected = self.select(
-                        "position >= ?",
-                        false,
-                        &[&sql_bound(next), &sql_bound(page)],
+                    let events = self.runtime.block_on(store.read_log(&next)).unwrap();
+                    assert_eq!(
+                        events,
+                        self.select_log(&next),
+                        "the page from position {}",
+                        next.from
                     );
-                    assert_eq!(events, expected, "the page from position {next}");
                     let Some(last) = events.last() else { break };
-                    next = last.position + 1;
-                    let full = events.len() == page;
+                    let from = match next.direction {
+                        Direction::Forward => last.position + 1,
+                        Direction::Backward => last.position - 1,
+                    };
+                    let full = events.len() == next.limit;
                     read.extend(events);
-                    if !full {
+                    if !full || from == 0 {
                         break;
                     }
+                    next.from = from;
                 }
-                let whole = self.select("position >= ?", false, &[&sql_bound(from), &-1]);
-                (read, whole)
+                let everything = LogRead {
+                    limit: usize::MAX,
+                    ..whole.clone()
+                };
+                (read, self.select_log(&everything))
             }
-            Read::StreamPages { stream, from, page } => {
+            &Read::StreamPages { stream, from, page } => {
                 let mut read = Vec::new();
                 let mut next = from;
                 loop {
@@ -494,7 +549,8 @@ impl Filled {
 }
 
 /// However a read is paged, split over threads or read ahead, it returns exactly the events
-/// one plain `SELECT ... ORDER BY position` returns, for any range and page size.
+/// one plain `SELECT ... ORDER BY position` returns (for the log: filtered by the reference
+/// `EventFilter::matches`), for any range, direction, filter and page size.
 #[test]
 fn paged_parallel_reads_return_exactly_what_one_select_returns() {
     use proptest::test_runner::{Config, TestRunner};

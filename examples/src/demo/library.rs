@@ -317,7 +317,11 @@ fn print_member_events(
                 None => format!("{id} (not a book event of this session)"),
             },
         );
-        let user = event.metadata.get(USER_KEY).unwrap_or("-");
+        let user = event
+            .metadata
+            .get(USER_KEY)
+            .and_then(|v| v.as_str())
+            .unwrap_or("-");
         writeln!(
             out,
             "        correlation_id={} {USER_KEY}={user} causation_id={cause}",

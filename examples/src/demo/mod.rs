@@ -99,7 +99,11 @@ fn print_stored(out: Output<'_>, events: &[RecordedEvent]) -> io::Result<()> {
             describe(event.metadata.correlation_id),
         )?;
         for (key, value) in &event.metadata.custom {
-            write!(out, " {key}={value}")?;
+            // A string as it is (`user=ada`), any other value as JSON (`tenant_id=42`).
+            match value.as_str() {
+                Some(text) => write!(out, " {key}={text}")?,
+                None => write!(out, " {key}={value}")?,
+            }
         }
         writeln!(out, " {}", event.event_type)?;
     }

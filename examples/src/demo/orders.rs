@@ -6,7 +6,8 @@ use crate::order::{Order, OrderCommand, OrderError, OrderEvent, OrderReadModel};
 use cqrs_core::codec::decode;
 use cqrs_core::stream_id;
 use cqrs_core::{
-    Aggregate, EventEnvelope, EventStore, Loaded, Metadata, RecordedEvent, Repository, Upcasters,
+    Aggregate, EventEnvelope, EventFilter, EventStore, Loaded, LogRead, Metadata, RecordedEvent,
+    Repository, Upcasters,
 };
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -144,26 +145,23 @@ pub async fn run<S: EventStore + Clone>(
     })
 }
 
-/// Pages through the whole global log, projecting every order event into the read model the
-/// way a subscription would; also returns the events of the orders named.
+/// Pages through the order events of the global log (the store filters them: other
+/// aggregates' events are never read), projecting each into the read model the way a
+/// subscription would; also returns the events of the orders named.
 async fn project<S: EventStore>(
     store: &S,
     order_ids: &[String],
 ) -> Result<(OrderReadModel, Vec<RecordedEvent>), DemoError> {
-    let prefix = stream_id::<Order>("");
     let streams: Vec<String> = order_ids.iter().map(|id| stream_id::<Order>(id)).collect();
     let upcasters = Upcasters::new();
     let mut read_model = OrderReadModel::default();
     let mut session = Vec::new();
-    let mut next = 0;
+    let mut read = LogRead::forward(0, PAGE).matching(EventFilter::all().with_aggregate::<Order>());
     loop {
-        let page = store.read_all(next, PAGE).await?;
+        let page = store.read_log(&read).await?;
         let full = page.len() == PAGE;
         for recorded in page {
-            next = recorded.position + 1;
-            if !recorded.stream_id.starts_with(&prefix) {
-                continue;
-            }
+            read.from = recorded.position + 1;
             read_model.project(&decode::<OrderEvent>(&recorded, &upcasters)?);
             if streams.contains(&recorded.stream_id) {
                 session.push(recorded);
