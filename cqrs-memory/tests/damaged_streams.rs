@@ -5,11 +5,12 @@
 use async_trait::async_trait;
 use cqrs_core::testing::toy::{Tally, TallyCommand};
 use cqrs_core::{
-    Appended, EventStore, ExpectedVersion, NewEvent, RecordedEvent, Repository, RepositoryError,
-    Snapshot, SnapshotPolicy, SnapshotStore, StoreError,
+    Appended, EventStore, ExpectedVersion, LogRead, NewEvent, RecordedEvent, Repository,
+    RepositoryError, Snapshot, SnapshotPolicy, SnapshotStore, StoreError,
 };
 use cqrs_memory::MemoryStore;
 use std::sync::{Arc, Mutex, PoisonError};
+use uuid::Uuid;
 
 /// What the damaged store does to the event at one version in every page it returns.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,8 +96,17 @@ impl EventStore for Damaged {
             .read_stream_backward(stream_id, from_version, limit)
             .await
     }
-    async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(from, limit).await
+    async fn read_log(&self, read: &LogRead) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_log(read).await
+    }
+    async fn read_events_by_id(&self, ids: &[Uuid]) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_events_by_id(ids).await
+    }
+    async fn position_at(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        self.inner.position_at(at).await
     }
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
         self.inner.stream_version(stream_id).await

@@ -191,7 +191,7 @@ impl Page {
         let (stream_id, forward, from) = match &self.range {
             Range::StreamForward { stream_id, from } => (stream_id, true, *from),
             Range::StreamBackward { stream_id, from } => (stream_id, false, *from),
-            Range::Global { .. } => return Ok(()),
+            Range::Log { .. } => return Ok(()),
         };
         let last = last.unwrap_or(0);
         let missing = |version: u64, found: String| StoreError::Corrupt {

@@ -11,6 +11,7 @@ use crate::run::paging::PagedReads;
 use crate::run::paging::INLINE_ROWS;
 use crate::run::readers::Readers;
 use crate::run::writer::Writer;
+use crate::sql::events::Ends;
 use crate::sql::{checkpoints, events, schema, snapshots};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -156,13 +157,22 @@ impl SqliteStore {
     }
 
     /// Reads a page, with the checks that find the events its `WHERE` cannot see: for a
-    /// stream, its ends before the read and the versions' continuity after; for the log,
-    /// no row placed before the first position. The caller checked the limit.
+    /// stream, the rows at its ends before the read (see [`events::stream_ends`]) and its
+    /// versions' continuity after; for the log, no row placed before the first position.
+    /// The caller checked the limit.
     async fn read(&self, page: Page) -> Result<Vec<RecordedEvent>, StoreError> {
-        let stream_id = match &page.range {
-            Range::StreamForward { stream_id, .. } | Range::StreamBackward { stream_id, .. } => {
-                stream_id
+        let (stream_id, ends) = match &page.range {
+            Range::StreamForward { stream_id, from } => {
+                let first = *from > 1; // a read from the start reads the first row itself
+                (stream_id, Ends { first, last: false })
             }
+            Range::StreamBackward { stream_id, .. } => (
+                stream_id,
+                Ends {
+                    first: true,
+                    last: true,
+                },
+            ),
             Range::Log { .. } => {
                 self.readers.inline(events::check_positions)?;
                 return self.pages.read(page).await;
@@ -170,7 +180,7 @@ impl SqliteStore {
         };
         let last = self
             .readers
-            .inline(|conn| events::stream_ends(conn, stream_id))?;
+            .inline(|conn| events::stream_ends(conn, stream_id, ends))?;
         let events = self.pages.read(page.clone()).await?;
         page.check_versions(&events, last)?;
         Ok(events)

@@ -474,6 +474,36 @@ async fn a_missing_version_is_found_however_a_long_read_is_cut() {
     );
 }
 
+/// A read that starts past a damaged version still refuses it: the version it stands for
+/// could be any, in the range read too.
+#[tokio::test]
+async fn a_read_from_a_later_version_still_refuses_a_damaged_one() {
+    for (row, value) in [(1, "NULL"), (1, "-1"), (3, "'three'"), (2, "x'02'")] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir).await;
+        damage(&path, row, "version", value);
+        let store = SqliteStore::open(&path).await.unwrap();
+        for (from, result) in [
+            (2, store.read_stream(DAMAGED, 2, 100).await),
+            (3, store.read_stream(DAMAGED, 3, 100).await),
+            (1, store.read_stream_backward(DAMAGED, 1, 100).await),
+        ] {
+            match result {
+                Err(StoreError::Corrupt {
+                    stream_id,
+                    version: 0,
+                    position,
+                    ..
+                }) if stream_id == DAMAGED => assert_eq!(position, Some(row)),
+                other => {
+                    panic!("{value} at {row}, read from {from}: expected Corrupt, got {other:?}")
+                }
+            }
+        }
+        check_other_stream(&store).await;
+    }
+}
+
 /// The stream's current version, which appends are checked against, is `Corrupt` when the
 /// highest stored version is not one (text and blobs sort after every number), so appends
 /// fail too. (A NULL or negative version sorts first: reads report it.)

@@ -2,8 +2,7 @@
 
 use cqrs_core::testing::toy::{Tally, TallyCommand};
 use cqrs_core::{
-    EventFilter, EventStore, ExpectedVersion, LogRead, Metadata, NewEvent, Repository,
-    RepositoryError, StoreError,
+    EventStore, ExpectedVersion, Metadata, NewEvent, Repository, RepositoryError, StoreError,
 };
 use cqrs_sqlite::{
     SqliteError, SqliteOptions, SqliteStore, Synchronous, APPLICATION_ID, SCHEMA_VERSION,

@@ -33,6 +33,9 @@ macro_rules! select_events {
 /// A stream's events from a version on, oldest first.
 const STREAM_FORWARD: &str =
     select_events!("WHERE stream_id = ?1 AND version >= ?2 ORDER BY version LIMIT ?3");
+/// A stream's events from its first on, oldest first: with no bound on the version, so
+/// that one that is NULL, zero or negative (which sort first) is read, and refused.
+const STREAM_FROM_START: &str = select_events!("WHERE stream_id = ?1 ORDER BY version LIMIT ?2");
 /// A stream's events up to a version, newest first.
 const STREAM_BACKWARD: &str =
     select_events!("WHERE stream_id = ?1 AND version <= ?2 ORDER BY version DESC LIMIT ?3");
@@ -96,21 +99,30 @@ const LAST: &str = "SELECT position, recorded_at FROM events ORDER BY position D
 const STREAM_LAST: &str =
     "SELECT version, position FROM events WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1";
 
-/// The rows that tell whether a stream's versions can be read at all, one index seek each:
-/// its lowest version by SQLite's order (NULL before every number, so a NULL, zero or
-/// negative version is first), its highest (text and blobs after every number), and a row
-/// whose stream id is the same text stored as a blob (which `stream_id = ?1` never
-/// matches). Tagged 0, 1 and 2.
+/// What a stream read cannot see for itself, in one row, one index seek each, the first
+/// two only when asked (`?2`, `?3`): whether the stream's lowest version by SQLite's order
+/// is a valid one (NULL, zero and negatives sort first; NULL: no event, or not asked), its
+/// highest (text and blobs sort after every number), and whether an event has the
+/// stream's id stored as a blob (which `stream_id = ?1` never matches).
 const STREAM_ENDS: &str = "\
+    SELECT CASE WHEN ?2 THEN (SELECT typeof(version) = 'integer' AND version >= 1 \
+                FROM events WHERE stream_id = ?1 ORDER BY version LIMIT 1) END, \
+           CASE WHEN ?3 THEN (SELECT version FROM events \
+                WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1) END, \
+           EXISTS (SELECT 1 FROM events WHERE stream_id = CAST(?1 AS BLOB))";
+
+/// The first row placed before every valid position, where a global read never looks.
+const MISPLACED: &str = select_events!("WHERE position < 1 ORDER BY position LIMIT 1");
+
+/// The rows [`STREAM_ENDS`] looked at, to name the damaged one: the lowest, the highest,
+/// and one whose stream id is a blob, tagged 0, 1 and 2.
+const STREAM_ENDS_ROWS: &str = "\
     SELECT 0, version, position FROM (SELECT version, position FROM events \
         WHERE stream_id = ?1 ORDER BY version LIMIT 1) \
     UNION ALL SELECT 1, version, position FROM (SELECT version, position FROM events \
         WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1) \
     UNION ALL SELECT 2, version, position FROM (SELECT version, position FROM events \
         WHERE stream_id = CAST(?1 AS BLOB) LIMIT 1)";
-
-/// The first row placed before every valid position, where a global read never looks.
-const MISPLACED: &str = select_events!("WHERE position < 1 ORDER BY position LIMIT 1");
 
 /// The stream's current version (`None`: never written); appends are checked against it.
 /// A highest version that is not a valid one is `Corrupt`.
@@ -129,37 +141,45 @@ pub(crate) fn stream_version(
     }
 }
 
+/// What a stream read must check besides the rows it reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ends {
+    /// The stream's lowest version: for a read that starts past it (a read from the start
+    /// reads it, and refuses it if it is not valid).
+    pub first: bool,
+    /// The stream's highest version, which it returns: for a backward read, which cannot
+    /// see one stored as text or a blob, and whose own check needs it.
+    pub last: bool,
+}
+
 /// Checks what a stream read cannot see for itself, before it runs: that the stream's
-/// lowest and highest versions are valid ones (so that none is NULL, out of range or of
-/// another type: those sort first or last), and that none of its events has its stream id
-/// stored as a blob. Returns the stream's current version (`None`: never written). A
-/// version missing between them is what the read's own check finds
+/// lowest and highest versions are valid ones, as `ends` asks (so that none is NULL, out
+/// of range or of another type: those sort first or last), and that none of its events
+/// has its stream id stored as a blob. Returns the stream's current version when asked
+/// for it (`None`: never written, or not asked), for the read's own check
 /// ([`Page::check_versions`]).
-pub(crate) fn stream_ends(conn: &Connection, stream_id: &str) -> Result<Option<u64>, StoreError> {
+pub(crate) fn stream_ends(
+    conn: &Connection,
+    stream_id: &str,
+    ends: Ends,
+) -> Result<Option<u64>, StoreError> {
     let mut statement = conn.prepare_cached(STREAM_ENDS).map_err(store_error)?;
-    let mut rows = statement.query([stream_id]).map_err(store_error)?;
-    let mut last = None;
-    while let Some(row) = rows.next().map_err(store_error)? {
-        let tag: i64 = row.get(0).map_err(store_error)?;
-        let (version, position) = (column(row, 1)?, column(row, 2)?);
-        match tag {
-            0 => {
-                valid_version(stream_id, version, position)?;
-            }
-            1 => last = Some(valid_version(stream_id, version, position)?),
-            _ => {
-                return Err(StoreError::Corrupt {
-                    stream_id: stream_id.to_owned(),
-                    version: read_version(version).unwrap_or(0),
-                    position: read_position(position).ok(),
-                    reason: "stream_id is stored as a blob, not text, so reads of its stream \
-                             cannot find the event"
-                        .to_owned(),
-                });
-            }
-        }
+    let mut rows = statement
+        .query(params![stream_id, ends.first, ends.last])
+        .map_err(store_error)?;
+    let Some(row) = rows.next().map_err(store_error)? else {
+        return Ok(None); // one row always comes back
+    };
+    let first_valid = !matches!(column(row, 0)?, ValueRef::Integer(0));
+    let last = match column(row, 1)? {
+        ValueRef::Null => Ok(None),
+        value => read_version(value).map(Some),
+    };
+    let blob_id = matches!(column(row, 2)?, ValueRef::Integer(1));
+    match last {
+        Ok(last) if first_valid && !blob_id => Ok(last),
+        _ => Err(damaged_end(conn, stream_id)),
     }
-    Ok(last)
 }
 
 /// Checks that no row sits before the first valid position, where every global read
@@ -172,6 +192,39 @@ pub(crate) fn check_positions(conn: &Connection) -> Result<(), StoreError> {
         // `identify` refuses the row's position; the rest of it does not matter.
         Some(row) => identify(row, None).map(drop),
     }
+}
+
+/// The `Corrupt` error for the row [`stream_ends`] found damaged, naming its version and
+/// position as far as they can be read.
+fn damaged_end(conn: &Connection, stream_id: &str) -> StoreError {
+    let found = || -> Result<StoreError, StoreError> {
+        let mut statement = conn.prepare_cached(STREAM_ENDS_ROWS).map_err(store_error)?;
+        let mut rows = statement.query([stream_id]).map_err(store_error)?;
+        while let Some(row) = rows.next().map_err(store_error)? {
+            let tag: i64 = row.get(0).map_err(store_error)?;
+            let (version, position) = (column(row, 1)?, column(row, 2)?);
+            if tag == 2 {
+                return Ok(StoreError::Corrupt {
+                    stream_id: stream_id.to_owned(),
+                    version: read_version(version).unwrap_or(0),
+                    position: read_position(position).ok(),
+                    reason: "stream_id is stored as a blob, not text, so reads of its stream \
+                             cannot find the event"
+                        .to_owned(),
+                });
+            }
+            if let Err(error) = valid_version(stream_id, version, position) {
+                return Ok(error);
+            }
+        }
+        Ok(StoreError::Corrupt {
+            stream_id: stream_id.to_owned(),
+            version: 0,
+            position: None,
+            reason: "the stream's versions changed while they were checked".to_owned(),
+        })
+    };
+    found().unwrap_or_else(|error| error)
 }
 
 /// Whether the log has used the largest position SQLite can hold (with `AUTOINCREMENT`,
@@ -295,10 +348,16 @@ fn last_recorded_at(conn: &Connection) -> Result<Option<DateTime<Utc>>, StoreErr
 /// Reads and decodes the events of `page`, in the page's order.
 pub(crate) fn select(conn: &Connection, page: &Page) -> Result<Vec<RecordedEvent>, StoreError> {
     let limit = upper_bound(page.limit);
+    // The query, and its bound on version (`None`: a stream from its start).
     let (sql, stream_id, from) = match &page.range {
-        Range::StreamForward { stream_id, from } => (STREAM_FORWARD, stream_id, lower_bound(*from)),
+        Range::StreamForward { stream_id, from } if *from <= 1 => {
+            (STREAM_FROM_START, stream_id, None)
+        }
+        Range::StreamForward { stream_id, from } => {
+            (STREAM_FORWARD, stream_id, Some(lower_bound(*from)))
+        }
         Range::StreamBackward { stream_id, from } => {
-            (STREAM_BACKWARD, stream_id, Some(upper_bound(*from)))
+            (STREAM_BACKWARD, stream_id, Some(Some(upper_bound(*from))))
         }
         Range::Log {
             direction,
@@ -315,13 +374,13 @@ pub(crate) fn select(conn: &Connection, page: &Page) -> Result<Vec<RecordedEvent
             return select_log(conn, *direction, filter, from, limit, page.limit);
         }
     };
-    let Some(from) = from else {
-        return Ok(Vec::new()); // starts past every version SQLite can hold
-    };
     let mut statement = conn.prepare_cached(sql).map_err(store_error)?;
-    let mut rows = statement
-        .query(params![stream_id, from, limit])
-        .map_err(store_error)?;
+    let rows = match from {
+        Some(None) => return Ok(Vec::new()), // starts past every version SQLite can hold
+        Some(Some(from)) => statement.query(params![stream_id, from, limit]),
+        None => statement.query(params![stream_id, limit]),
+    };
+    let mut rows = rows.map_err(store_error)?;
     let mut events = Vec::with_capacity(page.limit.min(PREALLOCATED_ROWS));
     while let Some(row) = rows.next().map_err(store_error)? {
         events.push(recorded_event(row, Some(stream_id.as_str()))?);
