@@ -718,6 +718,9 @@ pub async fn filtered_reads_take_the_asked_types_and_categories<S: EventStore>(s
         (format!("{order}-1"), &added, 1),
         (format!("{cart}-1-x"), &removed, 2),
         (format!("{order}-2"), &placed, 1),
+        // A type the Cart-and-Removed filter asks for, in a category it leaves out: a store
+        // that ignored the categories whenever types are given would return it.
+        (format!("{order}-3"), &removed, 1),
     ];
     let mut mine = Vec::new();
     for (stream, event_type, count) in &plan {
@@ -1241,6 +1244,16 @@ macro_rules! snapshot_store_conformance_tests {
     };
 }
 
+/// The promise only a single-writer backend (memory, SQLite) keeps beyond the contract:
+/// positions run 1, 2, 3, ... without gaps, failed appends included. A backend whose
+/// positions come from a sequence that rolled-back transactions consume leaves it out.
+#[macro_export]
+macro_rules! gap_free_positions_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@each $make; positions_are_gap_free_on_empty_store,);
+    };
+}
+
 /// One `#[tokio::test]` per checkpoint-store check, each on a fresh store (see
 /// [`store_conformance_tests!`](crate::store_conformance_tests)).
 #[macro_export]
@@ -1273,7 +1286,6 @@ macro_rules! store_conformance_tests {
             stream_paging,
             a_read_limit_of_zero_is_an_invalid_argument,
             global_paging_on_empty_store,
-            positions_are_gap_free_on_empty_store,
             metadata_and_unicode_round_trip,
             metadata_values_of_any_json_type_round_trip,
             timestamps_have_microsecond_precision,
