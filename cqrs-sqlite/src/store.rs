@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_core::backend::{check_limit, check_log_read, validate_stream_id};
 use cqrs_core::{
-    Appended, CheckpointStore, EventStore, ExpectedVersion, LogRead, NewEvent, PositionWatch,
-    RecordedEvent, Snapshot, SnapshotStore, StoreError,
+    Appended, CheckpointStore, Direction, EventStore, ExpectedVersion, LogRead, NewEvent,
+    PositionWatch, RecordedEvent, Snapshot, SnapshotStore, StoreError,
 };
 use rusqlite::Connection;
 use std::path::Path;
@@ -173,9 +173,20 @@ impl SqliteStore {
                     last: true,
                 },
             ),
-            Range::Log { .. } => {
+            Range::Log {
+                from,
+                direction,
+                filter,
+            } => {
                 self.readers.inline(events::check_positions)?;
-                return self.pages.read(page).await;
+                let (from, direction, all) = (*from, *direction, filter.is_all());
+                let events = self.pages.read(page.clone()).await?;
+                if !all {
+                    let (first, last) = covered(from, direction, &events, page.limit);
+                    self.readers
+                        .inline(|conn| events::check_unreadable(conn, first, last))?;
+                }
+                return Ok(events);
             }
         };
         let last = self
@@ -184,6 +195,17 @@ impl SqliteStore {
         let events = self.pages.read(page.clone()).await?;
         page.check_versions(&events, last)?;
         Ok(events)
+    }
+}
+
+/// The positions a filtered read of the log covered, lowest first: from where it started to
+/// its last event when the page is full, else to the end of the log in its direction.
+fn covered(from: u64, direction: Direction, events: &[RecordedEvent], limit: usize) -> (u64, u64) {
+    let full = events.len() >= limit;
+    let reached = events.last().map(|event| event.position).filter(|_| full);
+    match direction {
+        Direction::Forward => (from, reached.unwrap_or(u64::MAX)),
+        Direction::Backward => (reached.unwrap_or(0), from),
     }
 }
 

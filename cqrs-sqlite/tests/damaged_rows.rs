@@ -569,3 +569,44 @@ async fn the_table_refuses_damaged_values_on_write() {
         );
     }
 }
+
+/// A row whose stream id or type is no longer text falls out of the category and type
+/// indexes: a filtered read (and so a filtered subscription) that covers its position is
+/// `Corrupt` naming it, never a page that passes over it; one that ends before it, or starts
+/// after it, reads as before.
+#[tokio::test]
+async fn filtered_reads_stop_at_a_row_they_could_not_match() {
+    let by_category = || cqrs_core::EventFilter::all().with_categories([DAMAGED]);
+    let by_type = || cqrs_core::EventFilter::all().with_event_types(["Tagged"]);
+    for (column, value) in [
+        ("stream_id", "CAST('s' AS BLOB)"),
+        ("stream_id", "NULL"),
+        ("event_type", "CAST('Tagged' AS BLOB)"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir).await;
+        damage(&path, 2, column, value);
+        let store = SqliteStore::open(&path).await.unwrap();
+        for filter in [by_category(), by_type()] {
+            let what = format!("{column} = {value}, {filter:?}");
+            let reads = [
+                cqrs_core::LogRead::forward(1, 100),
+                cqrs_core::LogRead::backward(u64::MAX, 100),
+                cqrs_core::LogRead::forward(1, 2),
+            ];
+            for read in reads {
+                match store.read_log(&read.matching(filter.clone())).await {
+                    Err(StoreError::Corrupt { position, .. }) => {
+                        assert_eq!(position, Some(2), "{what}");
+                    }
+                    other => panic!("{what}: a filtered read over the row gave {other:?}"),
+                }
+            }
+            let before = cqrs_core::LogRead::forward(1, 1).matching(filter.clone());
+            let page = store.read_log(&before).await.unwrap();
+            assert_eq!(page.iter().map(|e| e.position).collect::<Vec<_>>(), [1]);
+            let after = cqrs_core::LogRead::forward(3, 100).matching(filter.clone());
+            assert!(store.read_log(&after).await.is_ok(), "{what}");
+        }
+    }
+}

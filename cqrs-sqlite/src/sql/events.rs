@@ -114,6 +114,15 @@ const STREAM_ENDS: &str = "\
 /// The first row placed before every valid position, where a global read never looks.
 const MISPLACED: &str = select_events!("WHERE position < 1 ORDER BY position LIMIT 1");
 
+/// The first row between two positions whose stream id or type is not text: what the
+/// category and type indexes cannot hold, and filtered reads would pass over. The partial
+/// index of the same condition is empty in a healthy file.
+const UNREADABLE: &str = select_events!(
+    "INDEXED BY events_unreadable \
+     WHERE (typeof(stream_id) != 'text' OR typeof(event_type) != 'text') \
+     AND position BETWEEN ?1 AND ?2 ORDER BY position LIMIT 1"
+);
+
 /// The rows [`STREAM_ENDS`] looked at, to name the damaged one: the lowest, the highest,
 /// and one whose stream id is a blob, tagged 0, 1 and 2.
 const STREAM_ENDS_ROWS: &str = "\
@@ -225,6 +234,27 @@ fn damaged_end(conn: &Connection, stream_id: &str) -> StoreError {
         })
     };
     found().unwrap_or_else(|error| error)
+}
+
+/// Checks that no row between `first` and `last` (positions, inclusive) has a stream id or
+/// type that a filtered read cannot match: such a row is `Corrupt`, never passed over.
+pub(crate) fn check_unreadable(conn: &Connection, first: u64, last: u64) -> Result<(), StoreError> {
+    let (first, last) = (upper_bound(first), upper_bound(last));
+    let mut statement = conn.prepare_cached(UNREADABLE).map_err(store_error)?;
+    let mut rows = statement.query(params![first, last]).map_err(store_error)?;
+    match rows.next().map_err(store_error)? {
+        None => Ok(()),
+        Some(row) => match recorded_event(row, None) {
+            Err(corrupt) => Err(corrupt),
+            // Not reachable while `recorded_event` checks both columns' types; kept typed.
+            Ok(event) => Err(StoreError::Corrupt {
+                stream_id: event.stream_id,
+                version: event.version,
+                position: Some(event.position),
+                reason: "its stream id or event type is not stored as text".to_owned(),
+            }),
+        },
+    }
 }
 
 /// Whether the log has used the largest position SQLite can hold (with `AUTOINCREMENT`,

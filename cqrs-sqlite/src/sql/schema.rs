@@ -107,14 +107,19 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     // only the index stores it. Each index ends with the position (the rowid), so a filtered
     // read is a range of one index in log order. (The first position at an instant needs
     // no index: `recorded_at` never decreases along positions, so the table is in time
-    // order already.)
+    // order already.) A row whose stream id or type is no longer text (damaged by hand or
+    // by a disk fault) falls out of both indexes' ranges, so filtered reads would pass over
+    // it: `events_unreadable` holds just those rows (none in a healthy file, where the
+    // CHECKs refuse them), and a filtered read asks it about the positions it covered.
     "ALTER TABLE events ADD COLUMN category TEXT GENERATED ALWAYS AS (
         CASE WHEN instr(stream_id, '-') > 0
              THEN substr(stream_id, 1, instr(stream_id, '-') - 1)
              ELSE stream_id END
     ) VIRTUAL;
     CREATE INDEX events_by_category ON events (category, position);
-    CREATE INDEX events_by_type ON events (event_type, position);",
+    CREATE INDEX events_by_type ON events (event_type, position);
+    CREATE INDEX events_unreadable ON events (position)
+        WHERE typeof(stream_id) != 'text' OR typeof(event_type) != 'text';",
 ];
 
 /// WAL pages after which the writer's commit copies the WAL into the database file
