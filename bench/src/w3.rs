@@ -13,7 +13,7 @@ use cqrs_core::{
     stream_id, Aggregate, EventStore, ExpectedVersion, Repository, Snapshot, SnapshotPolicy,
 };
 use cqrs_examples::cart::{Cart, CartEvent};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Events per `append` when writing the stream.
 const W3_BATCH: u64 = 1000;
@@ -49,18 +49,7 @@ pub async fn w3<S: BenchStore>(
     }
 
     let repository = Repository::<Cart, S>::new(store.clone());
-    let mut times = Vec::with_capacity(ctx.args.loads);
-    for _ in 0..ctx.args.loads {
-        let started = Instant::now();
-        let loaded = repository
-            .load(W3_ID)
-            .await
-            .map_err(|e| format!("W3 {label}: load failed: {e}"))?;
-        times.push(started.elapsed());
-        check_w3_load(&label, &loaded.state, loaded.version, &folded, size)?;
-    }
-    let median_time = median(&times);
-    eprintln!("bench: W3 {label}: loads (ms) {}", format_ms(&times));
+    let median_time = timed_loads(ctx, &repository, &label, &folded, size).await?;
     report("W3", &label, "load_ms_median", ms(median_time), "ms");
     report(
         "W3",
@@ -88,27 +77,7 @@ pub async fn w3<S: BenchStore>(
         .map_err(|e| format!("W3 {snapshot_label}: saving the snapshot failed: {e}"))?;
     let repository =
         Repository::<Cart, S>::new(store.clone()).with_snapshots(SnapshotPolicy::every(size));
-    let mut times = Vec::with_capacity(ctx.args.loads);
-    for _ in 0..ctx.args.loads {
-        let started = Instant::now();
-        let loaded = repository
-            .load(W3_ID)
-            .await
-            .map_err(|e| format!("W3 {snapshot_label}: load failed: {e}"))?;
-        times.push(started.elapsed());
-        check_w3_load(
-            &snapshot_label,
-            &loaded.state,
-            loaded.version,
-            &folded,
-            size,
-        )?;
-    }
-    let median_time = median(&times);
-    eprintln!(
-        "bench: W3 {snapshot_label}: loads (ms) {}",
-        format_ms(&times)
-    );
+    let median_time = timed_loads(ctx, &repository, &snapshot_label, &folded, size).await?;
     report(
         "W3",
         &snapshot_label,
@@ -120,6 +89,29 @@ pub async fn w3<S: BenchStore>(
     drop(repository);
     drop(store);
     remove_db(backend, ctx.dir, &name)
+}
+
+/// Loads the stream `--loads` times, each timed and checked against the fold; gives the
+/// median time and prints every one to stderr.
+async fn timed_loads<S: BenchStore>(
+    ctx: &Ctx<'_>,
+    repository: &Repository<Cart, S>,
+    label: &str,
+    folded: &Cart,
+    size: u64,
+) -> Res<Duration> {
+    let mut times = Vec::with_capacity(ctx.args.loads);
+    for _ in 0..ctx.args.loads {
+        let started = Instant::now();
+        let loaded = repository
+            .load(W3_ID)
+            .await
+            .map_err(|e| format!("W3 {label}: load failed: {e}"))?;
+        times.push(started.elapsed());
+        check_w3_load(label, &loaded.state, loaded.version, folded, size)?;
+    }
+    eprintln!("bench: W3 {label}: loads (ms) {}", format_ms(&times));
+    Ok(median(&times))
 }
 
 fn check_w3_load(label: &str, state: &Cart, version: u64, folded: &Cart, size: u64) -> Res<()> {

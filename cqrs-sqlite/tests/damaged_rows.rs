@@ -3,13 +3,16 @@
 //! naming stream, version and position (as far as they can be read), and never skip the
 //! row or read it as something else; other streams read and append as before.
 
+mod common;
+
 use async_trait::async_trait;
+use common::raw;
+use cqrs_core::testing::toy::tagged_event;
 use cqrs_core::{
     Consumer, EventStore, ExpectedVersion, HandlerError, Metadata, NewEvent, RecordedEvent,
     RetryPolicy, StoreError, Subscription, SubscriptionError,
 };
 use cqrs_sqlite::SqliteStore;
-use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,18 +23,12 @@ const DAMAGED: &str = "s";
 /// A stream that must not notice: versions 1 and 2 at positions 4 and 5.
 const OTHER: &str = "other";
 
+/// The kit's raw event, with a correlation id to lose if metadata is damaged.
 fn new_event(tag: &str) -> NewEvent {
     NewEvent {
-        event_id: Uuid::new_v4(),
-        event_type: "Tagged".into(),
-        schema_version: 1,
-        payload: format!("{{\"tag\":\"{tag}\"}}"),
         metadata: Metadata::new().with_correlation_id(Uuid::new_v4()),
+        ..tagged_event(tag)
     }
-}
-
-fn raw(path: &Path) -> Connection {
-    Connection::open(path).expect("open the file directly")
 }
 
 /// A file holding [`DAMAGED`] and [`OTHER`], closed.

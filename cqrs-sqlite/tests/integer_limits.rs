@@ -2,9 +2,9 @@
 //! when they are to be stored, never clamped to one that would read back as another; read
 //! bounds past it mean "nothing" below and "to the end" above.
 
+use cqrs_core::testing::toy::tagged_event;
 use cqrs_core::{
-    CheckpointStore, EventStore, ExpectedVersion, Metadata, NewEvent, Snapshot, SnapshotStore,
-    StoreError,
+    CheckpointStore, EventStore, ExpectedVersion, Snapshot, SnapshotStore, StoreError,
 };
 use cqrs_sqlite::{SqliteError, SqliteStore};
 use rusqlite::Connection;
@@ -12,16 +12,6 @@ use uuid::Uuid;
 
 /// `i64::MAX`, the largest position SQLite can give, as the store's positions are typed.
 const LARGEST: u64 = 9_223_372_036_854_775_807;
-
-fn new_event(tag: &str) -> NewEvent {
-    NewEvent {
-        event_id: Uuid::new_v4(),
-        event_type: "Tagged".into(),
-        schema_version: 1,
-        payload: format!("{{\"tag\":\"{tag}\"}}"),
-        metadata: Metadata::new(),
-    }
-}
 
 fn assert_invalid(result: Result<(), StoreError>, expected: &str) {
     match result {
@@ -65,7 +55,7 @@ async fn past_the_largest_position_appends_fail_and_reads_find_nothing() {
     let path = dir.path().join("events.db");
     let store = SqliteStore::open(&path).await.unwrap();
     store
-        .append("s", ExpectedVersion::NoStream, vec![new_event("a")])
+        .append("s", ExpectedVersion::NoStream, vec![tagged_event("a")])
         .await
         .unwrap();
     // The largest position taken, as a file written for years, or by hand, may have it.
@@ -80,7 +70,7 @@ async fn past_the_largest_position_appends_fail_and_reads_find_nothing() {
         .unwrap();
 
     match store
-        .append("s", ExpectedVersion::Exact(1), vec![new_event("b")])
+        .append("s", ExpectedVersion::Exact(1), vec![tagged_event("b")])
         .await
     {
         Err(StoreError::Backend(source)) => match source.downcast_ref::<SqliteError>() {

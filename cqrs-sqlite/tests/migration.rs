@@ -1,34 +1,17 @@
 //! Files of an earlier schema version migrated on open, keeping every event and position,
 //! and positions never given twice, not even those of rows removed by hand.
 
-use cqrs_core::{
-    CheckpointStore, EventStore, ExpectedVersion, Metadata, NewEvent, Snapshot, SnapshotStore,
-};
+mod common;
+
+use common::{db_path, raw};
+use cqrs_core::testing::toy::tagged_event;
+use cqrs_core::{CheckpointStore, EventStore, ExpectedVersion, Snapshot, SnapshotStore};
 use cqrs_sqlite::{SqliteStore, APPLICATION_ID, SCHEMA_VERSION};
-use rusqlite::Connection;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use uuid::Uuid;
 
 /// The schema versions 1 to 3 of this crate wrote, as released (see the file).
 const RELEASED: &str = include_str!("fixtures/schema-v3.sql");
-
-fn new_event(tag: &str) -> NewEvent {
-    NewEvent {
-        event_id: Uuid::new_v4(),
-        event_type: "Tagged".into(),
-        schema_version: 1,
-        payload: format!("{{\"tag\":\"{tag}\"}}"),
-        metadata: Metadata::new(),
-    }
-}
-
-fn raw(path: &Path) -> Connection {
-    Connection::open(path).expect("open the file directly")
-}
-
-fn db_path(dir: &tempfile::TempDir) -> PathBuf {
-    dir.path().join("events.db")
-}
 
 /// One event as stored: position, stream id, version, event id, payload, metadata and
 /// timestamp.
@@ -168,13 +151,13 @@ async fn a_file_of_an_earlier_version_is_migrated_keeping_every_event_and_positi
 
         // Positions go on after the highest ever given, even once it is gone.
         let appended = store
-            .append("a", ExpectedVersion::Exact(3), vec![new_event("new")])
+            .append("a", ExpectedVersion::Exact(3), vec![tagged_event("new")])
             .await
             .unwrap();
         assert_eq!(appended.events[0].position, 10);
         delete_by_hand(&path, 10);
         let appended = store
-            .append("a", ExpectedVersion::Exact(3), vec![new_event("again")])
+            .append("a", ExpectedVersion::Exact(3), vec![tagged_event("again")])
             .await
             .unwrap();
         assert_eq!(
@@ -203,14 +186,14 @@ async fn a_new_file_never_gives_a_position_twice() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_path(&dir);
     let store = SqliteStore::open(&path).await.unwrap();
-    let events = vec![new_event("a"), new_event("b"), new_event("c")];
+    let events = vec![tagged_event("a"), tagged_event("b"), tagged_event("c")];
     store
         .append("s", ExpectedVersion::NoStream, events)
         .await
         .unwrap();
     delete_by_hand(&path, 3);
     let appended = store
-        .append("t", ExpectedVersion::NoStream, vec![new_event("d")])
+        .append("t", ExpectedVersion::NoStream, vec![tagged_event("d")])
         .await
         .unwrap();
     assert_eq!(appended.events[0].position, 4);

@@ -2,33 +2,17 @@
 //! are newer, or are not intact databases; and opening a current file without waiting for
 //! another writer.
 
-use cqrs_core::{CheckpointStore, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError};
+mod common;
+
+use common::{db_path, raw};
+use cqrs_core::testing::toy::tagged_event;
+use cqrs_core::{CheckpointStore, EventStore, ExpectedVersion, StoreError};
 use cqrs_sqlite::{SqliteError, SqliteStore, SCHEMA_VERSION};
-use rusqlite::Connection;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
-use uuid::Uuid;
 
 /// The schema versions 1 to 3 of this crate wrote, as released (see the file).
 const RELEASED: &str = include_str!("fixtures/schema-v3.sql");
-
-fn new_event(tag: &str) -> NewEvent {
-    NewEvent {
-        event_id: Uuid::new_v4(),
-        event_type: "Tagged".into(),
-        schema_version: 1,
-        payload: format!("{{\"tag\":\"{tag}\"}}"),
-        metadata: Metadata::new(),
-    }
-}
-
-fn raw(path: &Path) -> Connection {
-    Connection::open(path).expect("open the file directly")
-}
-
-fn db_path(dir: &tempfile::TempDir) -> PathBuf {
-    dir.path().join("events.db")
-}
 
 /// The file's bytes and the names of every file in its directory.
 fn state_of(path: &Path) -> (Vec<u8>, Vec<String>) {
@@ -139,7 +123,7 @@ async fn a_file_that_is_not_an_intact_database_is_a_typed_error() {
     let path = db_path(&dir);
     let store = SqliteStore::open(&path).await.unwrap();
     for i in 0..50 {
-        let events = (0..20).map(|j| new_event(&format!("{i}-{j}-{}", "x".repeat(200))));
+        let events = (0..20).map(|j| tagged_event(&format!("{i}-{j}-{}", "x".repeat(200))));
         store
             .append(
                 &format!("s-{i}"),
@@ -165,7 +149,7 @@ async fn a_current_file_opens_while_another_connection_holds_the_write_lock() {
     let path = db_path(&dir);
     let store = SqliteStore::open(&path).await.unwrap();
     store
-        .append("s", ExpectedVersion::NoStream, vec![new_event("a")])
+        .append("s", ExpectedVersion::NoStream, vec![tagged_event("a")])
         .await
         .unwrap();
     drop(store);

@@ -1,34 +1,17 @@
 //! What only the SQLite backend promises: the file, its schema, locking, and damaged rows.
 
+mod common;
+
+use common::{db_path, raw};
+use cqrs_core::testing::toy::tagged_event;
 use cqrs_core::testing::toy::{Tally, TallyCommand};
-use cqrs_core::{
-    EventStore, ExpectedVersion, Metadata, NewEvent, Repository, RepositoryError, StoreError,
-};
+use cqrs_core::{EventStore, ExpectedVersion, Repository, RepositoryError, StoreError};
 use cqrs_sqlite::{
     SqliteError, SqliteOptions, SqliteStore, Synchronous, APPLICATION_ID, SCHEMA_VERSION,
 };
-use rusqlite::Connection;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use uuid::Uuid;
-
-fn new_event(tag: &str) -> NewEvent {
-    NewEvent {
-        event_id: Uuid::new_v4(),
-        event_type: "Tagged".into(),
-        schema_version: 1,
-        payload: format!("{{\"tag\":\"{tag}\"}}"),
-        metadata: Metadata::new(),
-    }
-}
-
-fn db_path(dir: &tempfile::TempDir) -> PathBuf {
-    dir.path().join("events.db")
-}
-
-fn raw(path: &Path) -> Connection {
-    Connection::open(path).expect("open the file directly")
-}
 
 #[tokio::test]
 async fn a_reopened_file_rebuilds_the_same_aggregate() {
@@ -49,9 +32,9 @@ async fn a_reopened_file_rebuilds_the_same_aggregate() {
             "text-1",
             ExpectedVersion::NoStream,
             vec![
-                new_event("first"),
-                new_event("日本語 ✓"),
-                new_event("third"),
+                tagged_event("first"),
+                tagged_event("日本語 ✓"),
+                tagged_event("third"),
             ],
         )
         .await
@@ -85,7 +68,7 @@ async fn stored_events_refuse_update_and_delete() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(db_path(&dir)).await.unwrap();
     store
-        .append("s-1", ExpectedVersion::Any, vec![new_event("kept")])
+        .append("s-1", ExpectedVersion::Any, vec![tagged_event("kept")])
         .await
         .unwrap();
     let conn = raw(&db_path(&dir));
@@ -115,7 +98,7 @@ async fn the_schema_is_versioned_and_a_newer_file_is_refused_untouched() {
     // Opening again migrates nothing and keeps working.
     let again = SqliteStore::open(db_path(&dir)).await.unwrap();
     again
-        .append("s", ExpectedVersion::NoStream, vec![new_event("a")])
+        .append("s", ExpectedVersion::NoStream, vec![tagged_event("a")])
         .await
         .unwrap();
 
@@ -157,7 +140,7 @@ async fn full_synchronous_stores_and_reads() {
         .append(
             "s",
             ExpectedVersion::NoStream,
-            vec![new_event("a"), new_event("b")],
+            vec![tagged_event("a"), tagged_event("b")],
         )
         .await
         .unwrap();
@@ -177,7 +160,7 @@ async fn a_writer_held_up_past_the_busy_timeout_gets_a_typed_error() {
     let other_process = raw(&db_path(&dir));
     other_process.execute_batch("BEGIN IMMEDIATE").unwrap();
     let blocked = store
-        .append("s", ExpectedVersion::Any, vec![new_event("a")])
+        .append("s", ExpectedVersion::Any, vec![tagged_event("a")])
         .await;
     assert!(
         matches!(blocked, Err(StoreError::Busy { .. })),
@@ -185,7 +168,7 @@ async fn a_writer_held_up_past_the_busy_timeout_gets_a_typed_error() {
     );
     other_process.execute_batch("COMMIT").unwrap();
     let appended = store
-        .append("s", ExpectedVersion::NoStream, vec![new_event("b")])
+        .append("s", ExpectedVersion::NoStream, vec![tagged_event("b")])
         .await
         .expect("the blocked append changed nothing, so NoStream still holds");
     assert_eq!(appended.version, 1);
@@ -237,7 +220,7 @@ async fn a_damaged_envelope_is_a_corrupt_error_naming_stream_and_version() {
         .append(
             "s",
             ExpectedVersion::Any,
-            vec![new_event("a"), new_event("b")],
+            vec![tagged_event("a"), tagged_event("b")],
         )
         .await
         .unwrap();
@@ -269,13 +252,17 @@ async fn appends_committed_in_one_group_are_checked_one_by_one() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let contested = store
-                .append("contested", ExpectedVersion::NoStream, vec![new_event("c")])
+                .append(
+                    "contested",
+                    ExpectedVersion::NoStream,
+                    vec![tagged_event("c")],
+                )
                 .await;
             let own = store
                 .append(
                     &format!("own-{i}"),
                     ExpectedVersion::NoStream,
-                    vec![new_event("o")],
+                    vec![tagged_event("o")],
                 )
                 .await;
             (contested.is_ok(), own.map(|a| a.version))
@@ -314,7 +301,7 @@ async fn child_writer() {
             .append(
                 &format!("own-{name}"),
                 ExpectedVersion::Exact(i),
-                vec![new_event(&name)],
+                vec![tagged_event(&name)],
             )
             .await
             .unwrap_or_else(|e| panic!("{name}: own stream refused: {e}"));
@@ -324,7 +311,7 @@ async fn child_writer() {
                 .append(
                     "shared",
                     ExpectedVersion::Exact(version),
-                    vec![new_event(&name)],
+                    vec![tagged_event(&name)],
                 )
                 .await
             {
@@ -408,7 +395,7 @@ async fn appends_are_never_recorded_before_the_latest_stored_event() {
         .append(
             "s",
             ExpectedVersion::Any,
-            vec![new_event("a"), new_event("b")],
+            vec![tagged_event("a"), tagged_event("b")],
         )
         .await
         .unwrap();

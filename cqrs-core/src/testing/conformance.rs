@@ -17,6 +17,7 @@ use crate::metadata::Metadata;
 use crate::snapshot::{Snapshot, SnapshotStore};
 use crate::store::{EventStore, ExpectedVersion, StoreError};
 use crate::subscription::CheckpointStore;
+use crate::testing::toy::tagged_event;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
@@ -30,18 +31,10 @@ fn new_stream() -> String {
     format!("conformance-{}", Uuid::new_v4())
 }
 
-fn event(tag: &str) -> NewEvent {
-    NewEvent {
-        event_id: Uuid::new_v4(),
-        event_type: "Tagged".to_owned(),
-        schema_version: 1,
-        payload: format!("{{\"tag\":\"{tag}\"}}"),
-        metadata: Metadata::new(),
-    }
-}
-
 fn events(prefix: &str, count: usize) -> Vec<NewEvent> {
-    (0..count).map(|i| event(&format!("{prefix}{i}"))).collect()
+    (0..count)
+        .map(|i| tagged_event(&format!("{prefix}{i}")))
+        .collect()
 }
 
 async fn read_whole_stream<S: EventStore>(store: &S, stream: &str) -> Vec<RecordedEvent> {
@@ -213,7 +206,7 @@ pub async fn concurrently_changed_stream_conflicts<S: EventStore>(store: &S) {
 
 /// A batch that fails part way leaves the stream and the global log as they were.
 pub async fn failed_batches_change_nothing<S: EventStore>(store: &S) {
-    let taken = event("taken");
+    let taken = tagged_event("taken");
     let taken_id = taken.event_id;
     store
         .append(&new_stream(), ExpectedVersion::Any, vec![taken])
@@ -267,7 +260,7 @@ pub async fn failed_batches_change_nothing<S: EventStore>(store: &S) {
 /// An event id is unique across the store, and the expected version is checked first.
 pub async fn duplicate_event_ids_are_refused<S: EventStore>(store: &S) {
     let stream = new_stream();
-    let first = event("first");
+    let first = tagged_event("first");
     store
         .append(&stream, ExpectedVersion::Any, vec![first.clone()])
         .await
@@ -586,7 +579,7 @@ pub async fn metadata_values_of_any_json_type_round_trip<S: EventStore>(store: &
         .iter()
         .map(|tag| NewEvent {
             metadata: metadata.clone(),
-            ..event(tag)
+            ..tagged_event(tag)
         })
         .collect();
     let appended = store
@@ -649,7 +642,7 @@ pub async fn timestamps_have_microsecond_precision<S: EventStore>(store: &S) {
 fn typed(event_type: &str, tag: &str) -> NewEvent {
     NewEvent {
         event_type: event_type.to_owned(),
-        ..event(tag)
+        ..tagged_event(tag)
     }
 }
 
@@ -1038,7 +1031,7 @@ pub async fn concurrent_writers_on_one_stream<S: EventStore>(store: &S) {
             let mut won = Vec::new();
             while won.len() < EVENTS_PER_WRITER {
                 let version = store.stream_version(&stream).await.unwrap().unwrap_or(0);
-                let new = event(&format!("w{writer}"));
+                let new = tagged_event(&format!("w{writer}"));
                 let id = new.event_id;
                 match store
                     .append(&stream, ExpectedVersion::Exact(version), vec![new])
@@ -1078,7 +1071,7 @@ pub async fn concurrent_writers_on_many_streams<S: EventStore>(store: &S) {
         async move {
             let mut ids = Vec::new();
             for version in 0..EVENTS_PER_WRITER as u64 {
-                let new = event("m");
+                let new = tagged_event("m");
                 ids.push(new.event_id);
                 store
                     .append(&stream, ExpectedVersion::Exact(version), vec![new])

@@ -1,10 +1,13 @@
 //! `Tally`: the small aggregate the framework's own tests and docs share, so that no test
-//! file carries a copy of its own.
+//! file carries a copy of its own; and `tagged_event`, the raw event store tests append.
 
 use crate::aggregate::Aggregate;
+use crate::envelope::NewEvent;
+use crate::metadata::Metadata;
 // The trait and its derive, as users import them.
 use crate::DomainEvent;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// What happened to a tally.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, DomainEvent)]
@@ -66,6 +69,18 @@ impl Aggregate for Tally {
         let TallyEvent::Added { n } = event;
         self.total = self.total.wrapping_add(*n);
         self.count += 1;
+    }
+}
+
+/// An event as a store takes it, of type `Tagged` with payload `{"tag": tag}` and a fresh
+/// id: for tests of a store itself, which append without an aggregate.
+pub fn tagged_event(tag: &str) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::new_v4(),
+        event_type: "Tagged".to_owned(),
+        schema_version: 1,
+        payload: format!("{{\"tag\":\"{tag}\"}}"),
+        metadata: Metadata::new(),
     }
 }
 
