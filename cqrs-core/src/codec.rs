@@ -1,7 +1,7 @@
 //! The JSON codec: events to stored payloads and back, through the upcaster chain.
 
 use crate::aggregate::DomainEvent;
-use crate::envelope::{EventEnvelope, NewEvent, RecordedEvent};
+use crate::envelope::{EventEnvelope, EventRef, NewEvent, RecordedEvent};
 use crate::metadata::Metadata;
 use crate::upcast::{RawEvent, UpcastError, Upcasters};
 use uuid::Uuid;
@@ -194,24 +194,25 @@ fn strip_variant_tag(mut json: String, event_type: &str) -> Result<String, Strin
 /// An event whose schema version (after upcasting) is above the one this code writes for it
 /// is refused ([`DecodeCause::NewerThanCode`]), never read as current. One below it that no
 /// step takes is read as stored: the weak schema (new fields take their defaults).
-pub fn decode<E: DomainEvent>(
-    recorded: &RecordedEvent,
+pub fn decode<'a, E: DomainEvent>(
+    stored: impl Into<EventRef<'a>>,
     upcasters: &Upcasters,
 ) -> Result<E, DecodeError> {
+    let stored = stored.into();
     let fail = |cause: DecodeCause| DecodeError {
-        stream_id: recorded.stream_id.clone(),
-        version: recorded.version,
-        event_type: recorded.event_type.clone(),
-        schema_version: recorded.schema_version,
+        stream_id: stored.stream_id.to_owned(),
+        version: stored.version,
+        event_type: stored.event_type.to_owned(),
+        schema_version: stored.schema_version,
         cause,
     };
-    let (event, stored): (E, u32) =
-        if upcasters.applies_to(&recorded.event_type, recorded.schema_version) {
-            let payload = serde_json::from_str(&recorded.payload).map_err(|e| fail(e.into()))?;
+    let (event, schema_version): (E, u32) =
+        if upcasters.applies_to(stored.event_type, stored.schema_version) {
+            let payload = serde_json::from_str(stored.payload).map_err(|e| fail(e.into()))?;
             let current = upcasters
                 .upcast(RawEvent {
-                    event_type: recorded.event_type.clone(),
-                    schema_version: recorded.schema_version,
+                    event_type: stored.event_type.to_owned(),
+                    schema_version: stored.schema_version,
                     payload,
                 })
                 .map_err(|e| fail(e.into()))?;
@@ -220,13 +221,16 @@ pub fn decode<E: DomainEvent>(
             let event = serde_json::from_value(tagged.into()).map_err(|e| fail(e.into()))?;
             (event, current.schema_version)
         } else {
-            let event = decode_current(&recorded.event_type, &recorded.payload)
-                .map_err(|e| fail(e.into()))?;
-            (event, recorded.schema_version)
+            let event =
+                decode_current(stored.event_type, stored.payload).map_err(|e| fail(e.into()))?;
+            (event, stored.schema_version)
         };
     let current = event.schema_version();
-    if stored > current {
-        return Err(fail(DecodeCause::NewerThanCode { stored, current }));
+    if schema_version > current {
+        return Err(fail(DecodeCause::NewerThanCode {
+            stored: schema_version,
+            current,
+        }));
     }
     Ok(event)
 }

@@ -84,6 +84,63 @@ pub struct EventEnvelope<E> {
     pub event: E,
 }
 
+/// A stored event borrowed where the store holds it (a database row, a page of memory): what
+/// replaying a stream or decoding the log needs, read without a copy or an allocation.
+/// Handed out by [`EventStore::visit_stream`](crate::EventStore::visit_stream) and
+/// [`EventStore::visit_log`](crate::EventStore::visit_log); it has no metadata (a visit
+/// does not read it: use the `read_*` methods for whole envelopes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// See [`RecordedEvent::stream_id`].
+    pub stream_id: &'a str,
+    /// See [`RecordedEvent::version`].
+    pub version: u64,
+    /// See [`RecordedEvent::position`].
+    pub position: u64,
+    /// See [`RecordedEvent::event_id`].
+    pub event_id: Uuid,
+    /// See [`RecordedEvent::event_type`].
+    pub event_type: &'a str,
+    /// See [`RecordedEvent::schema_version`].
+    pub schema_version: u32,
+    /// See [`RecordedEvent::payload`].
+    pub payload: &'a str,
+    /// See [`RecordedEvent::recorded_at`].
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl EventRef<'_> {
+    /// The owned event, with `metadata` (which a borrowed event does not carry).
+    pub fn to_recorded(&self, metadata: Metadata) -> RecordedEvent {
+        RecordedEvent {
+            stream_id: self.stream_id.to_owned(),
+            version: self.version,
+            position: self.position,
+            event_id: self.event_id,
+            event_type: self.event_type.to_owned(),
+            schema_version: self.schema_version,
+            payload: self.payload.to_owned(),
+            metadata,
+            recorded_at: self.recorded_at,
+        }
+    }
+}
+
+impl<'a> From<&'a RecordedEvent> for EventRef<'a> {
+    fn from(recorded: &'a RecordedEvent) -> Self {
+        Self {
+            stream_id: &recorded.stream_id,
+            version: recorded.version,
+            position: recorded.position,
+            event_id: recorded.event_id,
+            event_type: &recorded.event_type,
+            schema_version: recorded.schema_version,
+            payload: &recorded.payload,
+            recorded_at: recorded.recorded_at,
+        }
+    }
+}
+
 impl RecordedEvent {
     /// Wraps the decoded `event` in this envelope, dropping the serialized form.
     pub fn into_envelope<E>(self, event: E) -> EventEnvelope<E> {

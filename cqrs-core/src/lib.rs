@@ -63,13 +63,15 @@ pub mod upcast;
 
 pub use aggregate::{aggregate_id, category, is_stream_of, stream_id, Aggregate, DomainEvent};
 pub use codec::{DecodeCause, DecodeError, EncodeError};
-pub use envelope::{EventEnvelope, NewEvent, RecordedEvent};
+pub use envelope::{EventEnvelope, EventRef, NewEvent, RecordedEvent};
 pub use handler::{EventHandler, EventOf, HandlerError, HandlerFailure};
 pub use log::{Direction, EventFilter, LogRead};
 pub use metadata::Metadata;
 pub use repository::{Committed, Loaded, Repository, RepositoryError};
 pub use snapshot::{Snapshot, SnapshotPolicy, SnapshotStore};
-pub use store::{Appended, EventStore, ExpectedVersion, PositionWatch, StoreError};
+pub use store::{
+    visit_each, Appended, EventStore, ExpectedVersion, PositionWatch, StoreError, Visitor,
+};
 pub use subscription::{
     CheckpointStore, Consumer, HandlerConsumer, RetryPolicy, RunningSubscription, Subscription,
     SubscriptionError,

@@ -5,7 +5,7 @@ use crate::aggregate::{stream_id, Aggregate, DomainEvent};
 use crate::backend::recorded_now;
 use crate::cache::{AggregateCache, Cached};
 use crate::codec::{self, DecodeError, EncodeError};
-use crate::envelope::{EventEnvelope, RecordedEvent};
+use crate::envelope::{EventEnvelope, EventRef};
 use crate::handler::{EventHandler, HandlerFailure};
 use crate::metadata::Metadata;
 use crate::snapshot::{Snapshot, SnapshotPolicy, SnapshotStore};
@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use tracing::{field, Instrument, Span};
 use uuid::Uuid;
@@ -170,7 +171,7 @@ fn after(stream_id: &str, version: u64) -> Result<u64, StoreError> {
 /// Checks that `recorded` is the event after `version` in its stream. A stream is exactly
 /// versions 1..n, so a missing, repeated or out-of-order version, or 0, is damage to report,
 /// never something to fold (or to append on top of).
-fn check_next(stream_id: &str, version: u64, recorded: &RecordedEvent) -> Result<(), StoreError> {
+fn check_next(stream_id: &str, version: u64, recorded: EventRef<'_>) -> Result<(), StoreError> {
     let expected = after(stream_id, version)?;
     let found = recorded.version;
     let (version, position, reason) = if found == expected {
@@ -414,17 +415,40 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 return Ok(());
             }
             let from = after(stream_id, loaded.version)?;
-            let page = self.store.read_stream(stream_id, from, limit).await?;
-            for recorded in &page {
-                check_next(stream_id, loaded.version, recorded)?;
-                if matches!(until, Until::Time(at) if recorded.recorded_at > at) {
-                    return Ok(());
+            // Each event is decoded where the store holds it; the first failure stops the
+            // read and is returned once it has.
+            let mut failed: Option<RepositoryError<A::Error>> = None;
+            let mut reached_until = false;
+            let mut fold = |stored: EventRef<'_>| {
+                let folded = check_next(stream_id, loaded.version, stored)
+                    .map_err(RepositoryError::from)
+                    .and_then(|()| {
+                        if matches!(until, Until::Time(at) if stored.recorded_at > at) {
+                            reached_until = true;
+                            return Ok(());
+                        }
+                        let event = codec::decode::<A::Event>(stored, &self.upcasters)?;
+                        loaded.state.apply(&event);
+                        loaded.version = stored.version;
+                        Ok(())
+                    });
+                match folded {
+                    Ok(()) if !reached_until => ControlFlow::Continue(()),
+                    Ok(()) => ControlFlow::Break(()),
+                    Err(error) => {
+                        failed = Some(error);
+                        ControlFlow::Break(())
+                    }
                 }
-                let event = codec::decode::<A::Event>(recorded, &self.upcasters)?;
-                loaded.state.apply(&event);
-                loaded.version = recorded.version;
+            };
+            let visited = self
+                .store
+                .visit_stream(stream_id, from, limit, &mut fold)
+                .await?;
+            if let Some(error) = failed {
+                return Err(error);
             }
-            if page.len() < limit {
+            if reached_until || visited < limit {
                 return Ok(());
             }
         }
@@ -637,6 +661,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
 mod tests {
     use super::*;
     use crate::backend::recorded_now;
+    use crate::envelope::RecordedEvent;
     use crate::metadata::Metadata;
 
     fn at(version: u64) -> RecordedEvent {
@@ -667,17 +692,29 @@ mod tests {
 
     #[test]
     fn only_the_next_version_follows() {
-        assert!(check_next("S-1", 0, &at(1)).is_ok());
-        assert!(check_next("S-1", 41, &at(42)).is_ok());
-        assert_eq!(corrupt_at(check_next("S-1", 0, &at(0))), (0, Some(9)));
-        assert_eq!(corrupt_at(check_next("S-1", 0, &at(2))), (1, None));
-        assert_eq!(corrupt_at(check_next("S-1", 5, &at(5))), (5, Some(9)));
-        assert_eq!(corrupt_at(check_next("S-1", 5, &at(3))), (3, Some(9)));
+        assert!(check_next("S-1", 0, EventRef::from(&at(1))).is_ok());
+        assert!(check_next("S-1", 41, EventRef::from(&at(42))).is_ok());
+        assert_eq!(
+            corrupt_at(check_next("S-1", 0, EventRef::from(&at(0)))),
+            (0, Some(9))
+        );
+        assert_eq!(
+            corrupt_at(check_next("S-1", 0, EventRef::from(&at(2)))),
+            (1, None)
+        );
+        assert_eq!(
+            corrupt_at(check_next("S-1", 5, EventRef::from(&at(5)))),
+            (5, Some(9))
+        );
+        assert_eq!(
+            corrupt_at(check_next("S-1", 5, EventRef::from(&at(3)))),
+            (3, Some(9))
+        );
     }
 
     #[test]
     fn nothing_follows_the_last_version_there_is() {
-        let result = check_next("S-1", u64::MAX, &at(u64::MAX));
+        let result = check_next("S-1", u64::MAX, EventRef::from(&at(u64::MAX)));
         assert_eq!(corrupt_at(result), (u64::MAX, None));
         assert!(after("S-1", u64::MAX).is_err());
     }

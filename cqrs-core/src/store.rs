@@ -1,13 +1,34 @@
 //! The store contract: what every backend promises, as one async trait and its error type.
 
-use crate::envelope::{NewEvent, RecordedEvent};
+use crate::envelope::{EventRef, NewEvent, RecordedEvent};
 use crate::log::LogRead;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::fmt;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use tokio::sync::watch;
 use uuid::Uuid;
+
+/// What [`EventStore::visit_stream`] and [`EventStore::visit_log`] hand each event to;
+/// `Break` ends the read.
+pub type Visitor<'v> = dyn FnMut(EventRef<'_>) -> ControlFlow<()> + Send + 'v;
+
+/// Hands `events` to `visit` in order until it breaks; how many it was handed. For
+/// backends whose `visit_*` reads owned events.
+pub fn visit_each<'e>(
+    events: impl IntoIterator<Item = &'e RecordedEvent>,
+    visit: &mut Visitor<'_>,
+) -> usize {
+    let mut visited = 0;
+    for event in events {
+        visited += 1;
+        if visit(event.into()).is_break() {
+            break;
+        }
+    }
+    visited
+}
 
 /// The optimistic-concurrency condition an append is made under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -226,6 +247,37 @@ pub trait EventStore: Send + Sync + 'static {
         self.read_log(&LogRead::forward(from_position, limit)).await
     }
 
+    /// Reads what [`read_stream`](EventStore::read_stream) reads, with the same checks, but
+    /// hands each event to `visit` borrowed instead of returning it: a replay decodes the
+    /// payload and drops it, so an owned [`RecordedEvent`] per event (its strings, its
+    /// parsed metadata) is work thrown away. Returns how many events were visited; `visit`
+    /// returning `Break` ends the read after that event. A visit runs on the caller's task:
+    /// keep `visit` short (decode and fold), and `limit` to a page.
+    ///
+    /// The default reads through `read_stream`; stores override it to read in place.
+    async fn visit_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+        visit: &mut Visitor<'_>,
+    ) -> Result<usize, StoreError> {
+        let events = self.read_stream(stream_id, from_version, limit).await?;
+        Ok(visit_each(&events, visit))
+    }
+
+    /// Reads what [`read_log`](EventStore::read_log) reads, handing each event to `visit`
+    /// borrowed, as [`visit_stream`](EventStore::visit_stream) does for a stream: for
+    /// readers of the log that decode events and drop them.
+    async fn visit_log(
+        &self,
+        read: &LogRead,
+        visit: &mut Visitor<'_>,
+    ) -> Result<usize, StoreError> {
+        let events = self.read_log(read).await?;
+        Ok(visit_each(&events, visit))
+    }
+
     /// The stored events with these ids, in position order: for following causation links
     /// (`Metadata::causation_id`) and for a browser. Ids not stored are left out, an id
     /// asked twice is returned once, and no ids read as no events.
@@ -282,6 +334,26 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
 
     async fn read_log(&self, read: &LogRead) -> Result<Vec<RecordedEvent>, StoreError> {
         (**self).read_log(read).await
+    }
+
+    async fn visit_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+        visit: &mut Visitor<'_>,
+    ) -> Result<usize, StoreError> {
+        (**self)
+            .visit_stream(stream_id, from_version, limit, visit)
+            .await
+    }
+
+    async fn visit_log(
+        &self,
+        read: &LogRead,
+        visit: &mut Visitor<'_>,
+    ) -> Result<usize, StoreError> {
+        (**self).visit_log(read, visit).await
     }
 
     async fn read_events_by_id(

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_core::backend::{check_limit, check_log_read, recording_time, validate_stream_id};
 use cqrs_core::{
-    Appended, CheckpointStore, Direction, EventStore, ExpectedVersion, LogRead, NewEvent,
-    RecordedEvent, Snapshot, SnapshotStore, StoreError,
+    visit_each, Appended, CheckpointStore, Direction, EventStore, ExpectedVersion, LogRead,
+    NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, Visitor,
 };
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -44,6 +44,50 @@ struct Log {
     streams: HashMap<String, Vec<usize>>,
     /// The index into `events` of each event id.
     event_ids: HashMap<Uuid, usize>,
+}
+
+impl Log {
+    /// Up to `limit` events of a stream from version `from` on, oldest first.
+    fn stream(
+        &self,
+        stream_id: &str,
+        from: u64,
+        limit: usize,
+    ) -> impl Iterator<Item = &RecordedEvent> {
+        let indices = self.streams.get(stream_id).map_or(&[][..], Vec::as_slice);
+        let start = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX);
+        let indices = indices.get(start..).unwrap_or_default();
+        indices.iter().take(limit).map(|&i| &self.events[i])
+    }
+
+    /// The events `read` asks for, in its order: a walk from `read.from` in its direction,
+    /// testing each event against the filter (in memory a scan costs little next to
+    /// keeping an index per type and category).
+    fn walk<'a>(&'a self, read: &'a LogRead) -> Box<dyn Iterator<Item = &'a RecordedEvent> + 'a> {
+        let taken = |event: &&RecordedEvent| {
+            read.filter.is_all() || read.filter.matches(&event.stream_id, &event.event_type)
+        };
+        // Position `p` is at index `p - 1`.
+        match read.direction {
+            Direction::Forward => {
+                let start = usize::try_from(read.from.saturating_sub(1)).unwrap_or(usize::MAX);
+                let after = self.events.get(start..).unwrap_or_default();
+                Box::new(after.iter().filter(taken).take(read.limit))
+            }
+            Direction::Backward => {
+                let end = usize::try_from(read.from)
+                    .unwrap_or(usize::MAX)
+                    .min(self.events.len());
+                Box::new(
+                    self.events[..end]
+                        .iter()
+                        .rev()
+                        .filter(taken)
+                        .take(read.limit),
+                )
+            }
+        }
+    }
 }
 
 impl MemoryStore {
@@ -130,16 +174,25 @@ impl EventStore for MemoryStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         check_limit(limit)?;
         let log = self.read();
-        let Some(indices) = log.streams.get(stream_id) else {
-            return Ok(Vec::new());
-        };
-        let start = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
-        Ok(indices
-            .iter()
-            .skip(start)
-            .take(limit)
-            .map(|&i| log.events[i].clone())
+        Ok(log
+            .stream(stream_id, from_version, limit)
+            .cloned()
             .collect())
+    }
+
+    async fn visit_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+        visit: &mut Visitor<'_>,
+    ) -> Result<usize, StoreError> {
+        check_limit(limit)?;
+        let log = self.read();
+        Ok(visit_each(
+            log.stream(stream_id, from_version, limit),
+            visit,
+        ))
     }
 
     async fn read_stream_backward(
@@ -169,35 +222,17 @@ impl EventStore for MemoryStore {
     async fn read_log(&self, read: &LogRead) -> Result<Vec<RecordedEvent>, StoreError> {
         check_log_read(read)?;
         let log = self.read();
-        let taken = |event: &&RecordedEvent| {
-            read.filter.is_all() || read.filter.matches(&event.stream_id, &event.event_type)
-        };
-        // Position `p` is at index `p - 1`.
-        let events = match read.direction {
-            Direction::Forward => {
-                let start = usize::try_from(read.from.saturating_sub(1)).unwrap_or(usize::MAX);
-                let after = log.events.get(start..).unwrap_or_default();
-                after
-                    .iter()
-                    .filter(taken)
-                    .take(read.limit)
-                    .cloned()
-                    .collect()
-            }
-            Direction::Backward => {
-                let end = usize::try_from(read.from)
-                    .unwrap_or(usize::MAX)
-                    .min(log.events.len());
-                log.events[..end]
-                    .iter()
-                    .rev()
-                    .filter(taken)
-                    .take(read.limit)
-                    .cloned()
-                    .collect()
-            }
-        };
-        Ok(events)
+        Ok(log.walk(read).cloned().collect())
+    }
+
+    async fn visit_log(
+        &self,
+        read: &LogRead,
+        visit: &mut Visitor<'_>,
+    ) -> Result<usize, StoreError> {
+        check_log_read(read)?;
+        let log = self.read();
+        Ok(visit_each(log.walk(read), visit))
     }
 
     async fn read_events_by_id(

@@ -52,23 +52,32 @@ impl Range {
         }
     }
 
-    /// This range's events after `last` (`None`: there can be none).
-    fn after(&self, last: &RecordedEvent) -> Option<Range> {
+    /// The version a forward read of a stream must find first (`None`: not such a read).
+    pub fn first_version(&self) -> Option<u64> {
+        match self {
+            Range::StreamForward { from, .. } => Some((*from).max(1)),
+            Range::StreamBackward { .. } | Range::Log { .. } => None,
+        }
+    }
+
+    /// This range's events after the event with this `(version, position)` (`None`: there
+    /// can be none).
+    pub fn after(&self, (version, position): (u64, u64)) -> Option<Range> {
         Some(match self {
             Range::StreamForward { stream_id, .. } => Range::StreamForward {
                 stream_id: stream_id.clone(),
-                from: last.version.checked_add(1)?,
+                from: version.checked_add(1)?,
             },
             Range::StreamBackward { stream_id, .. } => Range::StreamBackward {
                 stream_id: stream_id.clone(),
-                from: last.version.checked_sub(1).filter(|&v| v > 0)?,
+                from: version.checked_sub(1).filter(|&v| v > 0)?,
             },
             Range::Log {
                 direction, filter, ..
             } => Range::Log {
                 from: match direction {
-                    Direction::Forward => last.position.checked_add(1)?,
-                    Direction::Backward => last.position.checked_sub(1).filter(|&p| p > 0)?,
+                    Direction::Forward => position.checked_add(1)?,
+                    Direction::Backward => position.checked_sub(1).filter(|&p| p > 0)?,
                 },
                 direction: *direction,
                 filter: filter.clone(),
@@ -125,7 +134,7 @@ impl Page {
     /// page is complete).
     pub fn rest(&self, last: &RecordedEvent, read: usize) -> Option<Page> {
         let limit = self.limit.checked_sub(read).filter(|&left| left > 0)?;
-        let range = self.range.after(last)?;
+        let range = self.range.after((last.version, last.position))?;
         Some(Page { range, limit })
     }
 
@@ -141,7 +150,7 @@ impl Page {
             return None;
         }
         Some(Page {
-            range: self.range.after(last)?,
+            range: self.range.after((last.version, last.position))?,
             limit: self.limit,
         })
     }
@@ -185,7 +194,7 @@ impl Page {
     /// `last` was there when the read ran, whatever was appended since.
     pub fn check_versions(
         &self,
-        events: &[RecordedEvent],
+        versions: impl Iterator<Item = u64> + Clone,
         last: Option<u64>,
     ) -> Result<(), StoreError> {
         let (stream_id, forward, from) = match &self.range {
@@ -200,8 +209,7 @@ impl Page {
             position: None,
             reason: format!("version {version} is missing: {found}"),
         };
-        let versions = events.iter().map(|event| event.version);
-        let short = events.len() < self.limit;
+        let short = versions.clone().count() < self.limit;
         if forward {
             let mut expected = from.max(1);
             for version in versions {
@@ -218,14 +226,9 @@ impl Page {
             }
         } else {
             let top = from.min(last);
-            let mut expected = match events.first() {
-                Some(first) if first.version >= top => first.version,
-                Some(first) => {
-                    return Err(missing(
-                        top,
-                        format!("the read started at {}", first.version),
-                    ))
-                }
+            let mut expected = match versions.clone().next() {
+                Some(first) if first >= top => first,
+                Some(first) => return Err(missing(top, format!("the read started at {first}"))),
                 None => top,
             };
             for version in versions {
@@ -352,7 +355,7 @@ mod tests {
     /// The version a check reports missing (`None`: the read is whole).
     fn missing(page: &Page, versions: &[u64], last: Option<u64>) -> Option<u64> {
         let events: Vec<_> = versions.iter().map(|&v| event("s", v, v)).collect();
-        match page.check_versions(&events, last) {
+        match page.check_versions(events.iter().map(|event| event.version), last) {
             Ok(()) => None,
             Err(StoreError::Corrupt {
                 version, position, ..
@@ -410,6 +413,6 @@ mod tests {
             None,
             "before 1"
         );
-        assert!(global(1, 5).check_versions(&[], Some(3)).is_ok());
+        assert!(global(1, 5).check_versions([].into_iter(), Some(3)).is_ok());
     }
 }

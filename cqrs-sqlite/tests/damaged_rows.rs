@@ -9,10 +9,11 @@ use async_trait::async_trait;
 use common::raw;
 use cqrs_core::testing::toy::tagged_event;
 use cqrs_core::{
-    Consumer, EventStore, ExpectedVersion, HandlerError, Metadata, NewEvent, RecordedEvent,
-    RetryPolicy, StoreError, Subscription, SubscriptionError,
+    Consumer, EventStore, ExpectedVersion, HandlerError, LogRead, Metadata, NewEvent,
+    RecordedEvent, RetryPolicy, StoreError, Subscription, SubscriptionError,
 };
 use cqrs_sqlite::SqliteStore;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -325,6 +326,35 @@ fn check(
     }
 }
 
+/// What a visit of the stream hands over, owned (a visit reads no metadata).
+async fn visited(
+    store: &SqliteStore,
+    stream_id: &str,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut seen = Vec::new();
+    store
+        .visit_stream(stream_id, from, limit, &mut |event| {
+            seen.push(event.to_recorded(Metadata::new()));
+            ControlFlow::Continue(())
+        })
+        .await?;
+    Ok(seen)
+}
+
+/// What a visit of the whole log hands over, owned.
+async fn visited_log(store: &SqliteStore) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut seen = Vec::new();
+    store
+        .visit_log(&LogRead::forward(1, 100), &mut |event| {
+            seen.push(event.to_recorded(Metadata::new()));
+            ControlFlow::Continue(())
+        })
+        .await?;
+    Ok(seen)
+}
+
 /// A consumer that keeps what it was given, and its checkpoint, in memory.
 #[derive(Clone, Default)]
 struct Recorder(Arc<Mutex<Vec<u64>>>);
@@ -415,6 +445,19 @@ async fn every_damaged_column_is_a_corrupt_error_and_other_streams_read_on() {
             case.backward.unwrap_or(case.stream),
             backward,
         );
+        // A visit reads every column but the metadata, with the same checks.
+        let visit = visited(&store, DAMAGED, 1, 100).await;
+        let visit_log = visited_log(&store).await;
+        if case.column == "metadata" {
+            assert_eq!(visit.unwrap().len(), 3, "{}: visit_stream", case.value);
+            assert_eq!(visit_log.unwrap().len(), 5, "{}: visit_log", case.value);
+        } else {
+            check("visit_stream", &case, case.stream, visit);
+            match case.log {
+                Some(log) => check("visit_log", &case, log, visit_log),
+                None => assert_eq!(visit_log.unwrap().len(), 5),
+            }
+        }
         match case.log {
             Some(log) => {
                 check("read_all", &case, log, store.read_all(1, 100).await);
@@ -460,6 +503,9 @@ async fn a_missing_version_is_found_however_a_long_read_is_cut() {
     missing(store.read_stream(DAMAGED, 2000, 10).await);
     missing(store.read_stream_backward(DAMAGED, u64::MAX, 4096).await);
     missing(store.read_stream_backward(DAMAGED, 2000, 10).await);
+    missing(visited(&store, DAMAGED, 1, 4096).await);
+    missing(visited(&store, DAMAGED, 1500, 1000).await);
+    missing(visited(&store, DAMAGED, 2000, 10).await);
     // Reads that stop short of it are whole.
     assert_eq!(
         store.read_stream(DAMAGED, 1, 1999).await.unwrap().len(),
@@ -469,6 +515,7 @@ async fn a_missing_version_is_found_however_a_long_read_is_cut() {
         store.read_stream(DAMAGED, 2001, 4096).await.unwrap().len(),
         1000
     );
+    assert_eq!(visited(&store, DAMAGED, 1, 1999).await.unwrap().len(), 1999);
 }
 
 /// A read that starts past a damaged version still refuses it: the version it stands for

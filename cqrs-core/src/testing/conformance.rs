@@ -20,6 +20,7 @@ use crate::subscription::CheckpointStore;
 use crate::testing::toy::tagged_event;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, HashSet};
+use std::ops::ControlFlow;
 use uuid::Uuid;
 
 /// Writers per concurrency check.
@@ -397,6 +398,129 @@ pub async fn stream_paging<S: EventStore>(store: &S) {
     assert_eq!(versions(&back(2, 5).await.unwrap()), [2, 1]);
     assert_eq!(versions(&back(1, 1).await.unwrap()), [1]);
     assert!(back(0, 5).await.unwrap().is_empty());
+}
+
+/// What a visit was handed, owned (a visit carries no metadata: compared without it).
+fn without_metadata(events: Vec<RecordedEvent>) -> Vec<RecordedEvent> {
+    events
+        .into_iter()
+        .map(|event| RecordedEvent {
+            metadata: Metadata::new(),
+            ..event
+        })
+        .collect()
+}
+
+/// What `visit_stream` hands over, owned.
+async fn visit_stream<S: EventStore>(
+    store: &S,
+    stream: &str,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut seen = Vec::new();
+    let visited = store
+        .visit_stream(stream, from, limit, &mut |event| {
+            seen.push(event.to_recorded(Metadata::new()));
+            ControlFlow::Continue(())
+        })
+        .await?;
+    assert_eq!(
+        visited,
+        seen.len(),
+        "visit_stream miscounted what it visited"
+    );
+    Ok(seen)
+}
+
+/// What `visit_log` hands over, owned.
+async fn visit_log<S: EventStore>(store: &S, read: &LogRead) -> Vec<RecordedEvent> {
+    let mut seen = Vec::new();
+    let visited = store
+        .visit_log(read, &mut |event| {
+            seen.push(event.to_recorded(Metadata::new()));
+            ControlFlow::Continue(())
+        })
+        .await
+        .expect("visit_log failed");
+    assert_eq!(visited, seen.len(), "visit_log miscounted what it visited");
+    seen
+}
+
+/// Visits hand over exactly what the reads return (but the metadata), over pages longer
+/// than a backend reads at once, and stop where the visitor breaks.
+pub async fn visits_hand_over_what_reads_return<S: EventStore>(store: &S) {
+    const EVENTS: usize = 600;
+    let stream = new_stream();
+    store
+        .append(&stream, ExpectedVersion::NoStream, events("v", EVENTS))
+        .await
+        .unwrap();
+    for (from, limit) in [
+        (1, usize::MAX),
+        (0, 3),
+        (250, 300),
+        (599, 10),
+        (601, 5),
+        (u64::MAX, 5),
+    ] {
+        let read = store.read_stream(&stream, from, limit).await.unwrap();
+        let visited = visit_stream(store, &stream, from, limit).await.unwrap();
+        assert_eq!(
+            visited,
+            without_metadata(read),
+            "visit_stream from {from}, limit {limit}"
+        );
+    }
+    assert!(visit_stream(store, &new_stream(), 1, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_invalid(visit_stream(store, &stream, 1, 0).await, "limit");
+
+    let mut seen = 0;
+    let visited = store
+        .visit_stream(&stream, 1, usize::MAX, &mut |_| {
+            seen += 1;
+            if seen == 3 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!((visited, seen), (3, 3), "a visit goes on after Break");
+
+    let whole = read_whole_stream(store, &stream).await;
+    let (first, last) = (whole[0].position, whole[EVENTS - 1].position);
+    let category = crate::category(&stream).to_owned();
+    let reads = [
+        LogRead::forward(first, EVENTS),
+        LogRead::backward(last, 7),
+        LogRead {
+            filter: EventFilter::all().with_categories([category.clone()]),
+            ..LogRead::forward(first, EVENTS)
+        },
+        LogRead {
+            filter: EventFilter::all().with_categories([category]),
+            ..LogRead::backward(u64::MAX, 9)
+        },
+    ];
+    for read in reads {
+        let expected = without_metadata(store.read_log(&read).await.unwrap());
+        assert_eq!(
+            visit_log(store, &read).await,
+            expected,
+            "visit_log of {read:?}"
+        );
+    }
+    assert_eq!(
+        visit_log(store, &LogRead::forward(first, EVENTS))
+            .await
+            .len(),
+        EVENTS
+    );
 }
 
 /// A read limit of 0 is an invalid argument on every read, never an empty page (which a
@@ -1277,6 +1401,7 @@ macro_rules! store_conformance_tests {
             streams_are_isolated,
             unknown_streams_and_invalid_ids,
             stream_paging,
+            visits_hand_over_what_reads_return,
             a_read_limit_of_zero_is_an_invalid_argument,
             global_paging_on_empty_store,
             metadata_and_unicode_round_trip,

@@ -8,11 +8,12 @@ use crate::page::{Page, Range};
 use chrono::{DateTime, Utc};
 use cqrs_core::backend::{decode_metadata, recording_time};
 use cqrs_core::{
-    Appended, Direction, EventFilter, ExpectedVersion, Metadata, NewEvent, RecordedEvent,
-    StoreError,
+    Appended, Direction, EventFilter, EventRef, ExpectedVersion, Metadata, NewEvent, RecordedEvent,
+    StoreError, Visitor,
 };
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, ErrorCode, Row, Rows, ToSql};
+use std::ops::ControlFlow;
 use uuid::Uuid;
 
 /// Rows a read makes room for up front; a huge limit says "everything", not how much is
@@ -377,23 +378,13 @@ fn last_recorded_at(conn: &Connection) -> Result<Option<DateTime<Utc>>, StoreErr
 
 /// Reads and decodes the events of `page`, in the page's order.
 pub(crate) fn select(conn: &Connection, page: &Page) -> Result<Vec<RecordedEvent>, StoreError> {
-    let limit = upper_bound(page.limit);
-    // The query, and its bound on version (`None`: a stream from its start).
-    let (sql, stream_id, from) = match &page.range {
-        Range::StreamForward { stream_id, from } if *from <= 1 => {
-            (STREAM_FROM_START, stream_id, None)
-        }
-        Range::StreamForward { stream_id, from } => {
-            (STREAM_FORWARD, stream_id, Some(lower_bound(*from)))
-        }
-        Range::StreamBackward { stream_id, from } => {
-            (STREAM_BACKWARD, stream_id, Some(Some(upper_bound(*from))))
-        }
-        Range::Log {
-            direction,
-            filter,
-            from,
-        } => {
+    if let Range::Log {
+        direction,
+        filter,
+        from,
+    } = &page.range
+    {
+        if !filter.is_all() {
             let from = match direction {
                 Direction::Forward => lower_bound(*from),
                 Direction::Backward => Some(upper_bound(*from)),
@@ -401,21 +392,90 @@ pub(crate) fn select(conn: &Connection, page: &Page) -> Result<Vec<RecordedEvent
             let Some(from) = from else {
                 return Ok(Vec::new()); // starts past every position SQLite can hold
             };
+            let limit = upper_bound(page.limit);
             return select_log(conn, *direction, filter, from, limit, page.limit);
         }
-    };
-    let mut statement = conn.prepare_cached(sql).map_err(store_error)?;
-    let rows = match from {
-        Some(None) => return Ok(Vec::new()), // starts past every version SQLite can hold
-        Some(Some(from)) => statement.query(params![stream_id, from, limit]),
-        None => statement.query(params![stream_id, limit]),
-    };
-    let mut rows = rows.map_err(store_error)?;
-    let mut events = Vec::with_capacity(page.limit.min(PREALLOCATED_ROWS));
-    while let Some(row) = rows.next().map_err(store_error)? {
-        events.push(recorded_event(row, Some(stream_id.as_str()))?);
     }
+    let mut events = Vec::with_capacity(page.limit.min(PREALLOCATED_ROWS));
+    each_row(conn, page, &mut |row, known_stream| {
+        events.push(recorded_event(row, known_stream)?);
+        Ok(ControlFlow::Continue(()))
+    })?;
     Ok(events)
+}
+
+/// Hands the events of `page` to `visit` borrowed from SQLite's rows, in the page's order,
+/// until it breaks; how many it was handed. For a stream's pages and the whole log's: a
+/// filtered read of the log merges index ranges, and is read with [`select`].
+pub(crate) fn visit(
+    conn: &Connection,
+    page: &Page,
+    visit: &mut Visitor<'_>,
+) -> Result<usize, StoreError> {
+    each_row(conn, page, &mut |row, known_stream| {
+        Ok(visit(event_ref(row, known_stream)?))
+    })
+}
+
+/// What [`each_row`] does with a row (and the stream id the read asked for, if any).
+type EachRow<'f> = dyn FnMut(&Row<'_>, Option<&str>) -> Result<ControlFlow<()>, StoreError> + 'f;
+
+/// Runs the query of a stream page or of an unfiltered log page, handing each row to
+/// `each` until it breaks; how many rows it was handed.
+fn each_row(conn: &Connection, page: &Page, each: &mut EachRow<'_>) -> Result<usize, StoreError> {
+    let limit = upper_bound(page.limit);
+    // The query, the stream it reads (if one) and its bound (`None`: a stream from its
+    // start; `Some(None)`: past every value SQLite can hold, so nothing).
+    let (sql, stream_id, from) = match &page.range {
+        Range::StreamForward { stream_id, from } if *from <= 1 => {
+            (STREAM_FROM_START, Some(stream_id.as_str()), None)
+        }
+        Range::StreamForward { stream_id, from } => (
+            STREAM_FORWARD,
+            Some(stream_id.as_str()),
+            Some(lower_bound(*from)),
+        ),
+        Range::StreamBackward { stream_id, from } => (
+            STREAM_BACKWARD,
+            Some(stream_id.as_str()),
+            Some(Some(upper_bound(*from))),
+        ),
+        Range::Log {
+            direction: Direction::Forward,
+            from,
+            ..
+        } => (GLOBAL_FORWARD, None, Some(lower_bound(*from))),
+        Range::Log {
+            direction: Direction::Backward,
+            from,
+            ..
+        } => (GLOBAL_BACKWARD, None, Some(Some(upper_bound(*from)))),
+    };
+    let from = match from {
+        Some(None) => return Ok(0),
+        Some(Some(from)) => Some(from),
+        None => None,
+    };
+    // Parameters in the queries' order: the stream, the bound, the limit.
+    let mut bound: Vec<&dyn ToSql> = Vec::with_capacity(3);
+    if let Some(stream_id) = &stream_id {
+        bound.push(stream_id);
+    }
+    if let Some(from) = &from {
+        bound.push(from);
+    }
+    bound.push(&limit);
+    let mut statement = conn.prepare_cached(sql).map_err(store_error)?;
+    let rows = statement.query(&bound[..]);
+    let mut rows = rows.map_err(store_error)?;
+    let mut handed = 0;
+    while let Some(row) = rows.next().map_err(store_error)? {
+        handed += 1;
+        if each(row, stream_id)?.is_break() {
+            break;
+        }
+    }
+    Ok(handed)
 }
 
 /// Reads up to `wanted` events of the log that `filter` takes, from position `from` on in
@@ -615,16 +675,16 @@ pub(crate) fn position_at(conn: &Connection, at: DateTime<Utc>) -> Result<Option
 }
 
 /// Which event a row holds: its stream id, version and position, all of them valid.
-struct Identity {
-    stream_id: String,
+struct Identity<'a> {
+    stream_id: &'a str,
     version: u64,
     position: u64,
 }
 
-impl Identity {
+impl Identity<'_> {
     fn corrupt(&self, reason: String) -> StoreError {
         StoreError::Corrupt {
-            stream_id: self.stream_id.clone(),
+            stream_id: self.stream_id.to_owned(),
             version: self.version,
             position: Some(self.position),
             reason,
@@ -636,10 +696,13 @@ impl Identity {
 /// names the others as far as they can be read (an empty stream id, version 0 and no
 /// position where they cannot: none of them is a valid one). A stream read passes the
 /// stream id it asked for (`known_stream`), saving a column read per row.
-fn identify(row: &Row<'_>, known_stream: Option<&str>) -> Result<Identity, StoreError> {
+fn identify<'a>(
+    row: &'a Row<'_>,
+    known_stream: Option<&'a str>,
+) -> Result<Identity<'a>, StoreError> {
     let position = read_position(column(row, 0)?);
     let stream_id = match known_stream {
-        Some(stream_id) => Ok(stream_id.to_owned()),
+        Some(stream_id) => Ok(stream_id),
         None => read_stream_id(column(row, 1)?),
     };
     let version = read_version(column(row, 2)?);
@@ -651,7 +714,7 @@ fn identify(row: &Row<'_>, known_stream: Option<&str>) -> Result<Identity, Store
         }),
         (position, stream_id, version) => {
             let (stream_id, stream_problem) = match stream_id {
-                Ok(stream_id) => (stream_id, None),
+                Ok(stream_id) => (stream_id.to_owned(), None),
                 Err((readable, problem)) => (readable, Some(problem)),
             };
             let reason = [
@@ -707,9 +770,9 @@ fn read_position(value: ValueRef<'_>) -> Result<u64, String> {
 
 /// A stream id as stored, if it is one (text); else what can be read of it, and why it is
 /// not one.
-fn read_stream_id(value: ValueRef<'_>) -> Result<String, (String, String)> {
+fn read_stream_id(value: ValueRef<'_>) -> Result<&str, (String, String)> {
     match value {
-        ValueRef::Text(bytes) => std::str::from_utf8(bytes).map(str::to_owned).map_err(|e| {
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes).map_err(|e| {
             (
                 String::from_utf8_lossy(bytes).into_owned(),
                 format!("stream_id is not UTF-8: {e}"),
@@ -764,19 +827,35 @@ fn describe(value: ValueRef<'_>) -> String {
 /// Text columns are copied once, straight from SQLite's buffer into the event's `String`s;
 /// metadata is parsed from that buffer without a copy.
 fn recorded_event(row: &Row<'_>, known_stream: Option<&str>) -> Result<RecordedEvent, StoreError> {
+    let event = event_ref(row, known_stream)?;
+    let metadata = match column(row, 7)? {
+        ValueRef::Text(bytes) => decode_metadata(bytes).map_err(|e| format!("is not valid: {e}")),
+        other => Err(format!("is {}, not text", describe(other))),
+    };
+    let metadata = metadata.map_err(|reason| StoreError::Corrupt {
+        stream_id: event.stream_id.to_owned(),
+        version: event.version,
+        position: Some(event.position),
+        reason: format!("metadata {reason}"),
+    })?;
+    Ok(event.to_recorded(metadata))
+}
+
+/// Reads one row in place, every column but the metadata (which a visit does not read);
+/// a damaged one is `Corrupt`, as in [`recorded_event`].
+fn event_ref<'a>(
+    row: &'a Row<'_>,
+    known_stream: Option<&'a str>,
+) -> Result<EventRef<'a>, StoreError> {
     let identity = identify(row, known_stream)?;
     let corrupt = |reason: String| identity.corrupt(reason);
-    let bytes = |index: usize, name: &str| -> Result<&[u8], StoreError> {
+    let text = |index: usize, name: &str| -> Result<&'a str, StoreError> {
         match column(row, index)? {
-            ValueRef::Text(bytes) => Ok(bytes),
+            ValueRef::Text(bytes) => {
+                std::str::from_utf8(bytes).map_err(|e| corrupt(format!("{name} is not UTF-8: {e}")))
+            }
             other => Err(corrupt(format!("{name} is {}, not text", describe(other)))),
         }
-    };
-    let text = |index: usize, name: &str| -> Result<String, StoreError> {
-        let bytes = bytes(index, name)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|e| corrupt(format!("{name} is not UTF-8: {e}")))
     };
     let integer = |index: usize, name: &str| -> Result<i64, StoreError> {
         match column(row, index)? {
@@ -805,12 +884,10 @@ fn recorded_event(row: &Row<'_>, known_stream: Option<&str>) -> Result<RecordedE
     let schema_version = convert(integer(5, "schema_version")?, "schema_version")
         .map_err(|e| corrupt(e.to_string()))?;
     let payload = text(6, "payload")?;
-    let metadata = decode_metadata(bytes(7, "metadata")?)
-        .map_err(|e| corrupt(format!("metadata is not valid: {e}")))?;
     let micros = integer(8, "recorded_at")?;
     let recorded_at = DateTime::from_timestamp_micros(micros)
         .ok_or_else(|| corrupt(format!("recorded_at {micros} is out of range")))?;
-    Ok(RecordedEvent {
+    Ok(EventRef {
         stream_id: identity.stream_id,
         version: identity.version,
         position: identity.position,
@@ -818,7 +895,6 @@ fn recorded_event(row: &Row<'_>, known_stream: Option<&str>) -> Result<RecordedE
         event_type,
         schema_version,
         payload,
-        metadata,
         recorded_at,
     })
 }
