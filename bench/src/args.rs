@@ -68,6 +68,12 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// The output file of the hand-written limits program (`limits --out FILE`), run on this
+    /// machine in the same session: its figures are printed after the bench's, with each
+    /// bench figure's ratio to its limit
+    #[arg(long, value_name = "FILE")]
+    pub limits: Option<PathBuf>,
+
     /// Workloads to run (P1 runs with W4)
     #[arg(
         long,

@@ -2,10 +2,47 @@
 //! prints, so that their outputs can be put side by side.
 
 use std::fmt::Display;
+use std::sync::Mutex;
 
-/// Prints `cqrs <workload> <backend> <metric>=<value> <unit>`.
+/// One figure as reported, kept for the ratios to the limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    /// `W1` to `W4`, `P1`.
+    pub workload: String,
+    /// The backend's label, e.g. `sqlite-normal+cache` or `mem@1M`.
+    pub backend: String,
+    /// E.g. `cmds_per_s`.
+    pub metric: String,
+    /// The figure.
+    pub value: f64,
+}
+
+/// Every figure reported so far, in order.
+static FIGURES: Mutex<Vec<Figure>> = Mutex::new(Vec::new());
+
+/// Prints `cqrs <workload> <backend> <metric>=<value> <unit>`, and keeps the figure.
 pub fn report(workload: &str, backend: &str, metric: &str, value: impl Display, unit: &str) {
+    let value = value.to_string();
     println!("cqrs {workload} {backend} {metric}={value} {unit}");
+    if let Ok(number) = value.parse() {
+        FIGURES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Figure {
+                workload: workload.to_owned(),
+                backend: backend.to_owned(),
+                metric: metric.to_owned(),
+                value: number,
+            });
+    }
+}
+
+/// Every figure reported so far.
+pub fn figures() -> Vec<Figure> {
+    FIGURES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
 }
 
 /// A store size as the `@<size>` of a label: `1000000` as `1M`, `20000` as `20k`, other

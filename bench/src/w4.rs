@@ -12,11 +12,12 @@ use crate::script::EVENTS_PER_CART;
 use crate::timing::{format_ms, median, per_second};
 use crate::w1::w1;
 use cqrs_core::codec::decode;
-use cqrs_core::{EventStore, Upcasters};
+use cqrs_core::{EventStore, LogRead, Upcasters};
 use cqrs_examples::cart::CartEvent;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-/// Events per `read_all` page.
+/// Events per `visit_log` page.
 const W4_PAGE: usize = 10_000;
 
 /// W4 on the `--bulk-events` store: build it (untimed), read it all, report throughput and
@@ -103,7 +104,7 @@ pub async fn w4_read<S: EventStore>(
     Ok(())
 }
 
-/// One W4 pass: reads the first `events` events in global order, `read_all` page by page,
+/// One W4 pass: reads the first `events` events in global order, `visit_log` page by page,
 /// decoding each into `CartEvent`. Checks the positions ascend, the count, and the decoded
 /// quantities; returns the time taken.
 async fn w4_pass<S: EventStore>(
@@ -120,24 +121,33 @@ async fn w4_pass<S: EventStore>(
     let mut units = 0u64;
     eprintln!("bench: W4 {label}: reading {events} events ...");
     let started = Instant::now();
+    let mut failed = None;
     while read < events {
         let limit = usize::try_from(events - read).map_or(W4_PAGE, |left| left.min(W4_PAGE));
-        let page = store
-            .read_all(from, limit)
+        let visited = store
+            .visit_log(&LogRead::forward(from, limit), &mut |stored| {
+                out_of_order |= stored.position <= last_position;
+                last_position = stored.position;
+                match decode::<CartEvent>(stored, &upcasters) {
+                    Ok(CartEvent::ItemAdded { quantity, .. }) => units += u64::from(quantity),
+                    Ok(_) => {}
+                    Err(error) => {
+                        failed = Some(error);
+                        return ControlFlow::Break(());
+                    }
+                }
+                ControlFlow::Continue(())
+            })
             .await
-            .map_err(|e| format!("W4 {label}: read_all from position {from} failed: {e}"))?;
-        let Some(last) = page.last() else { break };
-        from = last.position + 1;
-        read += page.len() as u64;
-        for recorded in &page {
-            out_of_order |= recorded.position <= last_position;
-            last_position = recorded.position;
-            let event: CartEvent = decode(recorded, &upcasters)
-                .map_err(|e| format!("W4 {label}: decode failed: {e}"))?;
-            if let CartEvent::ItemAdded { quantity, .. } = event {
-                units += u64::from(quantity);
-            }
+            .map_err(|e| format!("W4 {label}: visit_log from position {from} failed: {e}"))?;
+        if let Some(error) = failed.take() {
+            return Err(format!("W4 {label}: decode failed: {error}").into());
         }
+        if visited == 0 {
+            break;
+        }
+        from = last_position + 1;
+        read += visited as u64;
     }
     let elapsed = started.elapsed();
     if read != events {

@@ -93,3 +93,58 @@ fn a_tiny_run_of_everything_passes_its_checks() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Given the limits program's output, the bench prints its limit figures and each ratio;
+/// a limits file that cannot be read stops it before any work, naming the file.
+#[test]
+fn limits_are_printed_with_the_ratios_and_a_bad_file_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let limits = dir.path().join("limits.txt");
+    std::fs::write(
+        &limits,
+        "limits L5-W1-handwritten sqlite-normal cmds_per_s=1000 cmd/s\n\
+         # limits check L5-W1 sqlite-normal OK\n",
+    )
+    .expect("limits file written");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    let output = bench(&[
+        "--carts",
+        "3",
+        "--workloads",
+        "W1",
+        "--backends",
+        "sqlite-normal",
+        "--limits",
+        limits.to_str().expect("utf-8"),
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("limits L5-W1-handwritten sqlite-normal cmds_per_s=1000\n"),
+        "{stdout}"
+    );
+    let ratio = stdout
+        .lines()
+        .find(|line| line.starts_with("ratio W1 sqlite-normal cmds_per_s="))
+        .unwrap_or_else(|| panic!("no W1 ratio in\n{stdout}"));
+    let figure: f64 = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("cqrs W1 sqlite-normal cmds_per_s="))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|value| value.parse().ok())
+        .expect("the W1 figure");
+    assert!(
+        ratio.contains(&format!("={:.2} ", figure / 1000.0)),
+        "{ratio} for {figure}"
+    );
+
+    let missing = dir.path().join("no-such-file.txt");
+    let output = bench(&["--limits", missing.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no-such-file.txt"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
