@@ -2,8 +2,9 @@
 //!
 //! Writes (appends, snapshots) queue as jobs. The caller that finds the connection free
 //! takes every job waiting and commits them in one transaction, each inside its own
-//! savepoint: each append is checked against its own expected version, a refused one is
-//! rolled back alone, and the group pays for one commit (one fsync under
+//! savepoint (a job alone in its group needs none): each append is checked against its
+//! own expected version, a refused one is rolled back alone, and the group pays for one
+//! commit (one fsync under
 //! `synchronous = FULL`). Callers hear back only after the commit.
 //!
 //! The commit runs on the thread of the caller that found the connection free (a
@@ -204,6 +205,15 @@ fn commit_group(conn: &mut Connection, group: &mut [Box<dyn Job>]) -> rusqlite::
 }
 
 fn run_and_commit(conn: &Connection, group: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+    if let [job] = group {
+        // Alone in its group, a job needs no savepoint: if it fails, rolling back the
+        // transaction undoes just its work, and SQLite journals no page for a savepoint.
+        return if job.run(conn) {
+            control(conn, "COMMIT")
+        } else {
+            control(conn, "ROLLBACK")
+        };
+    }
     for job in group.iter_mut() {
         control(conn, "SAVEPOINT job")?;
         if !job.run(conn) {
