@@ -5,7 +5,9 @@ mod common;
 
 use common::{db_path, raw};
 use cqrs_core::testing::toy::tagged_event;
-use cqrs_core::{CheckpointStore, EventStore, ExpectedVersion, Snapshot, SnapshotStore};
+use cqrs_core::{
+    CheckpointStore, EventFilter, EventStore, ExpectedVersion, LogRead, Snapshot, SnapshotStore,
+};
 use cqrs_sqlite::{SqliteStore, APPLICATION_ID, SCHEMA_VERSION};
 use std::path::Path;
 use uuid::Uuid;
@@ -141,6 +143,17 @@ async fn a_file_of_an_earlier_version_is_migrated_keeping_every_event_and_positi
         assert_eq!(positions, [1, 2, 3, 4, 5, 9], "version {version}");
         let a = store.read_stream("a", 1, 100).await.unwrap();
         assert_eq!(a.iter().map(|e| e.position).collect::<Vec<_>>(), [1, 3, 4]);
+        // Schema 6 indexed the migrated events: a filtered read finds them through it.
+        let indexed: i64 = conn
+            .query_row("SELECT up_to FROM log_indexed", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(indexed, 9, "version {version}");
+        let of_a = LogRead {
+            filter: EventFilter::all().with_categories(["a"]),
+            ..LogRead::forward(1, 100)
+        };
+        let found = store.read_log(&of_a).await.unwrap();
+        assert_eq!(found, a, "version {version}");
         assert_eq!(a[2].payload, "{\"n\":4}");
         assert!(a[2].metadata.correlation_id.is_some());
         let expected_checkpoint = if version >= 3 { 4 } else { 0 };

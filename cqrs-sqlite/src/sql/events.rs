@@ -46,42 +46,103 @@ const GLOBAL_FORWARD: &str = select_events!("WHERE position >= ?1 ORDER BY posit
 const GLOBAL_BACKWARD: &str =
     select_events!("WHERE position <= ?1 ORDER BY position DESC LIMIT ?2");
 
-// Filtered reads of the log: one range of an index per category (or event type) asked
-// for, in position order; several ranges are merged by `select_log`. `INDEXED BY` holds the
-// plan to that range (without it SQLite may pick another index, then sort every match).
-// Parameters: ?1 the category or type, ?2 the position bound, ?3 the limit, ?4 the
-// categories as a JSON array.
+// Filtered reads of the log (schema 6): up to `log_indexed.up_to`, one range of
+// `log_by_category` or `log_by_type` per category (or event type) asked for, in position
+// order, each event read from the table by its position; several ranges are merged by
+// `select_log`. After it, a scan of the few events not yet indexed. Parameters of the
+// indexed ranges: ?1 the category or type, ?2 and ?3 the lowest and highest position, ?4
+// the limit, ?5 the categories as a JSON array.
 
-/// A category's events from a position on.
-const CATEGORY_FORWARD: &str = select_events!(
-    "INDEXED BY events_by_category WHERE category = ?1 AND position >= ?2 \
+/// Selects the columns [`recorded_event`] expects from the event that an entry `i` of a
+/// `log_by_*` table points to.
+macro_rules! select_indexed {
+    ($table:literal, $key:literal, $rest:literal) => {
+        concat!(
+            "SELECT e.position, e.stream_id, e.version, e.event_id, e.event_type, \
+             e.schema_version, e.payload, e.metadata, e.recorded_at FROM ",
+            $table,
+            " AS i JOIN events AS e ON e.position = i.position WHERE i.",
+            $key,
+            " = ?1 AND i.position BETWEEN ?2 AND ?3 ",
+            $rest
+        )
+    };
+}
+
+/// A category's indexed events, oldest first.
+const CATEGORY_FORWARD: &str = select_indexed!(
+    "log_by_category",
+    "category",
+    "ORDER BY i.position LIMIT ?4"
+);
+/// A category's indexed events, newest first.
+const CATEGORY_BACKWARD: &str = select_indexed!(
+    "log_by_category",
+    "category",
+    "ORDER BY i.position DESC LIMIT ?4"
+);
+/// An event type's indexed events, oldest first.
+const TYPE_FORWARD: &str =
+    select_indexed!("log_by_type", "event_type", "ORDER BY i.position LIMIT ?4");
+/// An event type's indexed events, newest first.
+const TYPE_BACKWARD: &str = select_indexed!(
+    "log_by_type",
+    "event_type",
+    "ORDER BY i.position DESC LIMIT ?4"
+);
+/// An event type's indexed events in some categories, oldest first.
+const TYPE_CATEGORIES_FORWARD: &str = select_indexed!(
+    "log_by_type",
+    "event_type",
+    "AND e.category IN (SELECT value FROM json_each(?5)) ORDER BY i.position LIMIT ?4"
+);
+/// An event type's indexed events in some categories, newest first.
+const TYPE_CATEGORIES_BACKWARD: &str = select_indexed!(
+    "log_by_type",
+    "event_type",
+    "AND e.category IN (SELECT value FROM json_each(?5)) ORDER BY i.position DESC LIMIT ?4"
+);
+
+/// The events between two positions (?1, ?2) that a filter takes, oldest first: the scan
+/// of the events not indexed yet. ?4 the categories, ?5 the types, as JSON arrays (NULL:
+/// any); ?3 the limit.
+const TAIL_FORWARD: &str = select_events!(
+    "WHERE position BETWEEN ?1 AND ?2 \
+     AND (?4 IS NULL OR category IN (SELECT value FROM json_each(?4))) \
+     AND (?5 IS NULL OR event_type IN (SELECT value FROM json_each(?5))) \
      ORDER BY position LIMIT ?3"
 );
-/// A category's events up to a position, newest first.
-const CATEGORY_BACKWARD: &str = select_events!(
-    "INDEXED BY events_by_category WHERE category = ?1 AND position <= ?2 \
+/// The same, newest first.
+const TAIL_BACKWARD: &str = select_events!(
+    "WHERE position BETWEEN ?1 AND ?2 \
+     AND (?4 IS NULL OR category IN (SELECT value FROM json_each(?4))) \
+     AND (?5 IS NULL OR event_type IN (SELECT value FROM json_each(?5))) \
      ORDER BY position DESC LIMIT ?3"
 );
-/// An event type's events from a position on.
-const TYPE_FORWARD: &str = select_events!(
-    "INDEXED BY events_by_type WHERE event_type = ?1 AND position >= ?2 \
-     ORDER BY position LIMIT ?3"
-);
-/// An event type's events up to a position, newest first.
-const TYPE_BACKWARD: &str = select_events!(
-    "INDEXED BY events_by_type WHERE event_type = ?1 AND position <= ?2 \
-     ORDER BY position DESC LIMIT ?3"
-);
-/// An event type's events in some categories from a position on.
-const TYPE_CATEGORIES_FORWARD: &str = select_events!(
-    "INDEXED BY events_by_type WHERE event_type = ?1 AND position >= ?2 \
-     AND category IN (SELECT value FROM json_each(?4)) ORDER BY position LIMIT ?3"
-);
-/// An event type's events in some categories up to a position, newest first.
-const TYPE_CATEGORIES_BACKWARD: &str = select_events!(
-    "INDEXED BY events_by_type WHERE event_type = ?1 AND position <= ?2 \
-     AND category IN (SELECT value FROM json_each(?4)) ORDER BY position DESC LIMIT ?3"
-);
+
+/// The position up to which `log_by_category` and `log_by_type` hold every event.
+const INDEXED_UP_TO: &str = "SELECT up_to FROM log_indexed";
+
+/// The latest event's position and time, and how far the log is indexed, for an append.
+const LAST_AND_INDEXED: &str = "SELECT position, recorded_at, \
+    (SELECT up_to FROM log_indexed) FROM events ORDER BY position DESC LIMIT 1";
+
+/// Events appended after which the append that completes the batch indexes them (see
+/// schema 6): a filtered read scans at most about this many events past the indexed ones.
+pub(crate) const INDEX_BATCH: u64 = 128;
+
+/// Indexes the events after position ?1 up to ?2 by category (rows whose stream id is not
+/// text have no entry). `OR IGNORE`: an entry already there (if `log_indexed` was lost,
+/// indexing starts again from 0) is the same entry.
+const INDEX_CATEGORIES: &str = "INSERT OR IGNORE INTO log_by_category (category, position) \
+    SELECT category, position FROM events \
+    WHERE position > ?1 AND position <= ?2 AND typeof(stream_id) = 'text'";
+/// The same by event type.
+const INDEX_TYPES: &str = "INSERT OR IGNORE INTO log_by_type (event_type, position) \
+    SELECT event_type, position FROM events \
+    WHERE position > ?1 AND position <= ?2 AND typeof(event_type) = 'text'";
+/// Records the position up to which the log is indexed.
+const RECORD_INDEXED: &str = "INSERT OR REPLACE INTO log_indexed (only, up_to) VALUES (1, ?1)";
 
 /// The events with the ids of a JSON array of hex strings, through `UNIQUE(event_id)`.
 const BY_IDS: &str =
@@ -283,7 +344,8 @@ pub(crate) fn append(
             events: Vec::new(),
         });
     }
-    let recorded_at = recording_time(last_recorded_at(conn)?);
+    let (last_time, indexed) = last_and_indexed(conn)?;
+    let recorded_at = recording_time(last_time);
     let mut version = current.unwrap_or(0);
     let mut statement = conn
         .prepare_cached(
@@ -339,6 +401,11 @@ pub(crate) fn append(
         let position = convert(conn.last_insert_rowid(), "position")?;
         recorded.push(event.into_recorded(stream_id, version, position, recorded_at));
     }
+    if let Some(last) = recorded.last() {
+        if last.position.saturating_sub(indexed) >= INDEX_BATCH {
+            index_events(conn, indexed, last.position)?;
+        }
+    }
     Ok(Appended {
         version,
         events: recorded,
@@ -361,19 +428,45 @@ fn position_and_time(
         .map_err(store_error)
 }
 
-/// The time of the latest stored event, if any.
-fn last_recorded_at(conn: &Connection) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let Some((_, micros)) = position_and_time(conn, LAST, [])? else {
-        return Ok(None);
+/// The time of the latest stored event, if any, and the position up to which the log is
+/// indexed (0 if `log_indexed` has no row).
+fn last_and_indexed(conn: &Connection) -> Result<(Option<DateTime<Utc>>, u64), StoreError> {
+    let last = conn
+        .prepare_cached(LAST_AND_INDEXED)
+        .and_then(|mut statement| {
+            let mut rows = statement.query([])?;
+            rows.next()?
+                .map(|row| Ok((row.get::<_, i64>(1)?, row.get::<_, Option<i64>>(2)?)))
+                .transpose()
+        })
+        .map_err(store_error)?;
+    let Some((micros, indexed)) = last else {
+        return Ok((None, 0));
     };
+    let indexed = convert(indexed.unwrap_or(0), "log_indexed.up_to")?;
     match DateTime::from_timestamp_micros(micros) {
-        Some(last) => Ok(Some(last)),
+        Some(last) => Ok((Some(last), indexed)),
         None => Err(SqliteError::OutOfRange {
             what: "recorded_at of the latest event",
             value: micros.to_string(),
         }
         .into()),
     }
+}
+
+/// Indexes the events after position `after` up to `to` (see schema 6), in the caller's
+/// transaction.
+fn index_events(conn: &Connection, after: u64, to: u64) -> Result<(), StoreError> {
+    let (after, to) = (upper_bound(after), upper_bound(to));
+    for sql in [INDEX_CATEGORIES, INDEX_TYPES] {
+        conn.prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(params![after, to]))
+            .map_err(store_error)?;
+    }
+    conn.prepare_cached(RECORD_INDEXED)
+        .and_then(|mut statement| statement.execute([to]))
+        .map_err(store_error)?;
+    Ok(())
 }
 
 /// Reads and decodes the events of `page`, in the page's order.
@@ -392,8 +485,7 @@ pub(crate) fn select(conn: &Connection, page: &Page) -> Result<Vec<RecordedEvent
             let Some(from) = from else {
                 return Ok(Vec::new()); // starts past every position SQLite can hold
             };
-            let limit = upper_bound(page.limit);
-            return select_log(conn, *direction, filter, from, limit, page.limit);
+            return select_log(conn, *direction, filter, from, page.limit);
         }
     }
     let mut events = Vec::with_capacity(page.limit.min(PREALLOCATED_ROWS));
@@ -478,21 +570,72 @@ fn each_row(conn: &Connection, page: &Page, each: &mut EachRow<'_>) -> Result<us
     Ok(handed)
 }
 
-/// Reads up to `wanted` events of the log that `filter` takes, from position `from` on in
-/// `direction`: one index range per event type asked for (or, with no type, per category),
-/// each in position order, merged by position. The ranges never share an event (an event
-/// has one category and one type), and each is stepped only as far as the merge takes from
-/// it, so no more than one row per range is decoded and left unused.
-///
-/// With both lists, the type ranges are read and the categories checked on each row: an
-/// event type usually belongs to one aggregate, so its range holds few events of other
-/// categories, where a category's range holds every other type of that aggregate.
+/// Reads up to `wanted` events of the log that `filter` (not `all`) takes, from position
+/// `from` on in `direction`: those up to `log_indexed.up_to` through the `log_by_*`
+/// tables ([`select_indexed`]), those after it by a scan ([`select_tail`]); all in one
+/// read transaction, so that what is indexed and what is scanned meet exactly.
 fn select_log(
     conn: &Connection,
     direction: Direction,
     filter: &EventFilter,
     from: i64,
-    limit: i64,
+    wanted: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    // Declared first, so that it ends after the statements.
+    let _snapshot = if conn.is_autocommit() {
+        Some(conn.unchecked_transaction().map_err(store_error)?)
+    } else {
+        None
+    };
+    let indexed: i64 = conn
+        .prepare_cached(INDEXED_UP_TO)
+        .and_then(|mut statement| {
+            let mut rows = statement.query([])?;
+            rows.next()?.map(|row| row.get(0)).transpose()
+        })
+        .map_err(store_error)?
+        .unwrap_or(0);
+    let scanned_from = indexed.saturating_add(1);
+    let mut events = Vec::new();
+    if direction == Direction::Forward {
+        if from <= indexed {
+            events = select_indexed(conn, direction, filter, (from, indexed), wanted)?;
+        }
+        let left = wanted - events.len();
+        if left > 0 {
+            let range = (from.max(scanned_from), i64::MAX);
+            events.extend(select_tail(conn, direction, filter, range, left)?);
+        }
+    } else {
+        if from >= scanned_from {
+            events = select_tail(conn, direction, filter, (scanned_from, from), wanted)?;
+        }
+        let left = wanted - events.len();
+        if left > 0 {
+            let range = (i64::MIN, from.min(indexed));
+            events.extend(select_indexed(conn, direction, filter, range, left)?);
+        }
+    }
+    Ok(events)
+}
+
+/// Reads up to `wanted` indexed events that `filter` takes with positions in `range`
+/// (inclusive), in `direction`: one range of `log_by_type` per event type asked for (or,
+/// with no type, of `log_by_category` per category), each in position order, merged by
+/// position. The ranges never share an event (an event has one category and one type),
+/// and each is stepped only as far as the merge takes from it.
+///
+/// With both lists, the type ranges are read and the categories checked on each row: an
+/// event type usually belongs to one aggregate, so its range holds few events of other
+/// categories, where a category's range holds every other type of that aggregate.
+///
+/// An entry pointing at an event the filter does not take (its row changed by hand after
+/// it was indexed) is `Corrupt`, never passed on.
+fn select_indexed(
+    conn: &Connection,
+    direction: Direction,
+    filter: &EventFilter,
+    (low, high): (i64, i64),
     wanted: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let forward = direction == Direction::Forward;
@@ -520,45 +663,72 @@ fn select_log(
                 let sql = if forward { TYPE_FORWARD } else { TYPE_BACKWARD };
                 (sql, types.iter().collect(), None)
             }
-            (None, None) => {
-                let sql = if forward {
-                    GLOBAL_FORWARD
-                } else {
-                    GLOBAL_BACKWARD
-                };
-                (sql, Vec::new(), None)
-            }
+            (None, None) => return Ok(Vec::new()), // `all` is read without an index
         };
+    let limit = upper_bound(wanted);
     // One statement per range (the same SQL prepared again for each one after the first,
     // since a cached statement serves one query at a time).
-    let ranges = keys.len().max(1);
-    // Several ranges must read one snapshot: outside a transaction, a range that ends first
-    // can end SQLite's implicit read transaction, and a range stepped after it would see
-    // commits made since, taking a later event of its own while an earlier one of the ended
-    // range is missed (and a page continuing after it would never see it). The transaction
-    // is declared first so that it ends after the statements.
-    let _snapshot = if ranges > 1 && conn.is_autocommit() {
-        Some(conn.unchecked_transaction().map_err(store_error)?)
-    } else {
-        None
-    };
-    let mut statements = Vec::with_capacity(ranges);
-    for _ in 0..ranges {
+    let mut statements = Vec::with_capacity(keys.len());
+    for _ in 0..keys.len() {
         statements.push(conn.prepare_cached(sql).map_err(store_error)?);
     }
-    let mut cursors = Vec::with_capacity(ranges);
-    for (i, statement) in statements.iter_mut().enumerate() {
-        let rows = match (keys.get(i), categories) {
-            (None, _) => statement.query(params![from, limit]),
-            (Some(key), None) => statement.query(params![key, from, limit]),
-            (Some(key), Some(categories)) => {
-                let bound: [&dyn ToSql; 4] = [key, &from, &limit, categories];
-                statement.query(&bound[..])
-            }
+    let mut cursors = Vec::with_capacity(keys.len());
+    for (key, statement) in keys.iter().zip(statements.iter_mut()) {
+        let rows = match categories {
+            None => statement.query(params![key, low, high, limit]),
+            Some(categories) => statement.query(params![key, low, high, limit, categories]),
         };
         cursors.push(rows.map_err(store_error)?);
     }
-    merge(&mut cursors, forward, wanted)
+    let events = merge(&mut cursors, forward, wanted)?;
+    if let Some(stray) = events
+        .iter()
+        .find(|event| !filter.matches(&event.stream_id, &event.event_type))
+    {
+        return Err(StoreError::Corrupt {
+            stream_id: stray.stream_id.clone(),
+            version: stray.version,
+            position: Some(stray.position),
+            reason: format!(
+                "the log's index lists it under a category or type it does not have \
+                 (type {:?}): its row was changed after it was indexed",
+                stray.event_type
+            ),
+        });
+    }
+    Ok(events)
+}
+
+/// Reads up to `wanted` events that `filter` takes with positions in `range` (inclusive),
+/// in `direction`, by a scan of the table: for the events after the indexed ones.
+fn select_tail(
+    conn: &Connection,
+    direction: Direction,
+    filter: &EventFilter,
+    (low, high): (i64, i64),
+    wanted: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = match direction {
+        Direction::Forward => TAIL_FORWARD,
+        Direction::Backward => TAIL_BACKWARD,
+    };
+    let categories = filter
+        .categories()
+        .map(|categories| json_array(categories.iter().map(String::as_str)))
+        .transpose()?;
+    let types = filter
+        .event_types()
+        .map(|types| json_array(types.iter().map(String::as_str)))
+        .transpose()?;
+    let mut statement = conn.prepare_cached(sql).map_err(store_error)?;
+    let mut rows = statement
+        .query(params![low, high, upper_bound(wanted), categories, types])
+        .map_err(store_error)?;
+    let mut events = Vec::with_capacity(wanted.min(PREALLOCATED_ROWS));
+    while let Some(row) = rows.next().map_err(store_error)? {
+        events.push(recorded_event(row, None)?);
+    }
+    Ok(events)
 }
 
 /// Takes up to `wanted` events from `cursors` (each in the read's order), the next one
@@ -917,46 +1087,84 @@ mod tests {
         steps.join("\n")
     }
 
-    /// Reads of the log seek an index range in the read's order, and never scan the table
-    /// or sort what they found; the lookup by id seeks its index, by time the table.
+    /// Reads of the log seek an index range in the read's order (an indexed one then reads
+    /// each event by its position), and never scan the table or sort what they found; the
+    /// lookup by id seeks its index, by time the table.
     #[test]
     fn log_reads_and_lookups_seek_an_index() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.db");
         let conn = schema::open_writer(&path, &SqliteOptions::default()).unwrap();
+        let by_position = "SEARCH e USING INTEGER PRIMARY KEY (rowid=?)";
         let reads = [
-            (GLOBAL_FORWARD, "USING INTEGER PRIMARY KEY (rowid>?)"),
-            (GLOBAL_BACKWARD, "USING INTEGER PRIMARY KEY (rowid<?)"),
+            (
+                GLOBAL_FORWARD,
+                "SEARCH events USING INTEGER PRIMARY KEY (rowid>?)",
+                None,
+            ),
+            (
+                GLOBAL_BACKWARD,
+                "SEARCH events USING INTEGER PRIMARY KEY (rowid<?)",
+                None,
+            ),
+            (
+                TAIL_FORWARD,
+                "SEARCH events USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+                None,
+            ),
+            (
+                TAIL_BACKWARD,
+                "SEARCH events USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+                None,
+            ),
             (
                 CATEGORY_FORWARD,
-                "USING INDEX events_by_category (category=? AND position>?)",
+                "SEARCH i USING PRIMARY KEY (category=? AND position>? AND position<?)",
+                Some(by_position),
             ),
             (
                 CATEGORY_BACKWARD,
-                "USING INDEX events_by_category (category=? AND position<?)",
+                "SEARCH i USING PRIMARY KEY (category=? AND position>? AND position<?)",
+                Some(by_position),
             ),
             (
                 TYPE_CATEGORIES_FORWARD,
-                "USING INDEX events_by_type (event_type=? AND position>?)",
+                "SEARCH i USING PRIMARY KEY (event_type=? AND position>? AND position<?)",
+                Some(by_position),
             ),
             (
                 TYPE_CATEGORIES_BACKWARD,
-                "USING INDEX events_by_type (event_type=? AND position<?)",
+                "SEARCH i USING PRIMARY KEY (event_type=? AND position>? AND position<?)",
+                Some(by_position),
             ),
             (
                 TYPE_FORWARD,
-                "USING INDEX events_by_type (event_type=? AND position>?)",
+                "SEARCH i USING PRIMARY KEY (event_type=? AND position>? AND position<?)",
+                Some(by_position),
             ),
             (
                 TYPE_BACKWARD,
-                "USING INDEX events_by_type (event_type=? AND position<?)",
+                "SEARCH i USING PRIMARY KEY (event_type=? AND position>? AND position<?)",
+                Some(by_position),
             ),
-            (FIRST_FROM, "USING INTEGER PRIMARY KEY (rowid>?)"),
+            (
+                FIRST_FROM,
+                "SEARCH events USING INTEGER PRIMARY KEY (rowid>?)",
+                None,
+            ),
         ];
-        for (sql, search) in reads {
+        for (sql, search, then) in reads {
             let plan = plan(&conn, sql);
-            let first = plan.lines().next().unwrap_or_default();
-            assert_eq!(first, format!("SEARCH events {search}"), "{sql}");
+            let mut steps = plan.lines().filter(|step| step.starts_with("SEARCH"));
+            assert_eq!(steps.next(), Some(search), "{sql}:\n{plan}");
+            if let Some(then) = then {
+                assert_eq!(steps.next(), Some(then), "{sql}:\n{plan}");
+            }
+            // Only the filter's own lists (`json_each`) are scanned.
+            let scans = plan
+                .lines()
+                .any(|step| step.contains("SCAN") && !step.contains("json_each"));
+            assert!(!scans, "{sql} scans:\n{plan}");
             assert!(!plan.contains("TEMP B-TREE"), "{sql} sorts:\n{plan}");
         }
         let by_ids = plan(&conn, BY_IDS);

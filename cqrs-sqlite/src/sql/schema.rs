@@ -14,7 +14,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 
 /// The schema version this crate writes: how many migrations it knows.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// `PRAGMA application_id` of every file this crate creates or migrates (`CQRS` in ASCII),
 /// so that another application's SQLite file is never taken for a store.
@@ -120,6 +120,37 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     CREATE INDEX events_by_type ON events (event_type, position);
     CREATE INDEX events_unreadable ON events (position)
         WHERE typeof(stream_id) != 'text' OR typeof(event_type) != 'text';",
+    // 6: what filtered reads seek by, kept in batches instead of on every append. An
+    // index on the events table costs every append a b-tree insert and, under WAL, one
+    // more page written per commit (measured: the two of schema 5 took a third of an
+    // append). The same entries now go to two tables of their own, written for
+    // `INDEX_BATCH` events at a time by the append that completes a batch, and
+    // `log_indexed` says up to which position they hold every event; a filtered read
+    // seeks them up to there and scans the few events after it (in position order, by
+    // the table's own b-tree). Rows whose stream id or type is not text have no entry,
+    // as they had none in the indexes (`events_unreadable` still finds them).
+    "DROP INDEX events_by_category;
+    DROP INDEX events_by_type;
+    CREATE TABLE log_by_category (
+        category TEXT    NOT NULL,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (category, position)
+    ) WITHOUT ROWID;
+    CREATE TABLE log_by_type (
+        event_type TEXT    NOT NULL,
+        position   INTEGER NOT NULL,
+        PRIMARY KEY (event_type, position)
+    ) WITHOUT ROWID;
+    CREATE TABLE log_indexed (
+        only  INTEGER PRIMARY KEY CHECK (only = 1),
+        up_to INTEGER NOT NULL CHECK (up_to >= 0)
+    );
+    INSERT INTO log_by_category (category, position)
+        SELECT category, position FROM events WHERE typeof(stream_id) = 'text';
+    INSERT INTO log_by_type (event_type, position)
+        SELECT event_type, position FROM events WHERE typeof(event_type) = 'text';
+    INSERT INTO log_indexed (only, up_to)
+        SELECT 1, max(0, coalesce(max(position), 0)) FROM events;",
 ];
 
 /// WAL pages after which the writer's commit copies the WAL into the database file
