@@ -24,8 +24,10 @@ use uuid::Uuid;
 /// Conflicting commands are retried this many times unless configured otherwise.
 pub const DEFAULT_CONFLICT_RETRIES: u32 = 3;
 
-/// Events read per page while replaying a stream.
-const REPLAY_PAGE: usize = 4096;
+/// Events visited per call while replaying a stream: a store that visits in place holds
+/// only a page of its own at a time, so a long page costs little memory and lets it read
+/// ahead for longer; a store that reads through `read_stream` holds this many events.
+const REPLAY_PAGE: usize = 16_384;
 
 /// An aggregate rebuilt from its stream, with the version it was rebuilt at.
 #[derive(Debug, Clone, PartialEq)]

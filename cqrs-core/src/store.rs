@@ -251,8 +251,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// hands each event to `visit` borrowed instead of returning it: a replay decodes the
     /// payload and drops it, so an owned [`RecordedEvent`] per event (its strings, its
     /// parsed metadata) is work thrown away. Returns how many events were visited; `visit`
-    /// returning `Break` ends the read after that event. A visit runs on the caller's task:
-    /// keep `visit` short (decode and fold), and `limit` to a page.
+    /// returning `Break` ends the read after that event. `visit` runs on the caller's task
+    /// (keep it short: decode and fold); a store may read on while it runs.
     ///
     /// The default reads through `read_stream`; stores override it to read in place.
     async fn visit_stream(

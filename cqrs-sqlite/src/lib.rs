@@ -39,6 +39,7 @@
 //! # Ok(()) }
 //! ```
 
+mod buffer;
 mod consumer;
 mod error;
 mod integer;

@@ -2,13 +2,13 @@
 //! what is stored (the SQL in [`crate::sql`]) to how it runs (the writer, the readers and
 //! the paging in [`crate::run`]).
 
-use crate::error::store_error;
+use crate::error::{store_error, SqliteError};
 use crate::options::SqliteOptions;
 use crate::page::{Page, Range};
 use crate::panics::lock;
 use crate::projection::{erase, AnyProjection, Projection};
 use crate::run::paging::PagedReads;
-use crate::run::paging::INLINE_ROWS;
+use crate::run::paging::{AHEAD_ROWS, INLINE_ROWS};
 use crate::run::readers::Readers;
 use crate::run::writer::Writer;
 use crate::sql::events::Ends;
@@ -21,7 +21,6 @@ use cqrs_core::{
     NewEvent, PositionWatch, RecordedEvent, Snapshot, SnapshotStore, StoreError, Visitor,
 };
 use rusqlite::Connection;
-use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -200,66 +199,69 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// Hands up to `limit` events of `range` to `visit`, borrowed from SQLite's rows, a page
-    /// of [`INLINE_ROWS`] at a time on the caller's thread (yielding between pages, so a
-    /// long read holds up its async worker only that long). A stream's versions are
-    /// checked as they come: an event after a gap is never handed on; `check` sees each
-    /// page's versions (with the page cut to what was handed if `visit` stopped it).
+    /// Hands up to `limit` events of `range` to `visit`, borrowed, page by page: the first
+    /// page of [`INLINE_ROWS`] on the caller's thread; if it came back full, each next
+    /// page of [`AHEAD_ROWS`] is read on the blocking pool while the caller visits the one
+    /// before (a long replay or catch-up then reads on one core and decodes on the other).
+    /// A stream's versions are checked as they come: an event after a gap is never handed
+    /// on; `check` sees each page's versions (the page cut to what was handed if `visit`
+    /// stopped it).
     async fn visit_pages(
         &self,
-        mut range: Range,
+        range: Range,
         limit: usize,
         visit: &mut Visitor<'_>,
         check: impl Fn(&Page, &[u64]) -> Result<(), StoreError>,
     ) -> Result<usize, StoreError> {
         let mut visited = 0;
+        let mut page = Page {
+            range,
+            limit: limit.min(INLINE_ROWS),
+        };
+        let mut buffer = self
+            .readers
+            .inline(|conn| events::read_buffer(conn, &page))?;
         loop {
-            let page = Page {
-                range,
-                limit: (limit - visited).min(INLINE_ROWS),
+            let full = buffer.len() == page.limit;
+            let after = visited + buffer.len();
+            let next = match buffer.last() {
+                Some(last) if full && after < limit => page.range.after(last).map(|range| Page {
+                    range,
+                    limit: (limit - after).min(AHEAD_ROWS),
+                }),
+                _ => None,
             };
-            let mut versions = Vec::with_capacity(page.limit);
-            let mut last_event = None;
+            let ahead = next.clone().map(|next| {
+                self.readers
+                    .spawn(move |conn| events::read_buffer(conn, &next))
+            });
+            let mut versions = Vec::with_capacity(buffer.len());
             let mut stopped = false;
-            let mut gap = false;
             let mut expected = page.range.first_version();
-            let handed = self.readers.inline(|conn| {
-                events::visit(conn, &page, &mut |event| {
-                    versions.push(event.version);
-                    if expected.is_some_and(|expected| event.version != expected) {
-                        // Past a gap, nothing more is handed on, but the rest of the page
-                        // is still read: a damaged row there is named as a read names it,
-                        // before the check names the gap.
-                        expected = None;
-                        gap = true;
-                    }
-                    if gap {
-                        return ControlFlow::Continue(());
-                    }
-                    expected = expected.map(|version| version.saturating_add(1));
-                    last_event = Some((event.version, event.position));
-                    let flow = visit(event);
-                    stopped = flow.is_break();
-                    flow
-                })
-            })?;
+            for event in buffer.iter() {
+                versions.push(event.version);
+                if expected.is_some_and(|expected| event.version != expected) {
+                    break; // the check names the gap; nothing after it is handed on
+                }
+                expected = expected.map(|version| version.saturating_add(1));
+                visited += 1;
+                if visit(event).is_break() {
+                    stopped = true;
+                    break;
+                }
+            }
             let checked = Page {
-                limit: if stopped { handed } else { page.limit },
+                limit: if stopped { versions.len() } else { page.limit },
                 ..page
             };
             check(&checked, &versions)?;
-            visited += handed;
-            let next = match last_event {
-                Some(last) if !stopped && handed == checked.limit && visited < limit => {
-                    checked.range.after(last)
-                }
-                _ => None,
-            };
-            let Some(next) = next else {
+            let (Some(next), Some(ahead), false) = (next, ahead, stopped) else {
                 return Ok(visited);
             };
-            range = next;
-            tokio::task::yield_now().await;
+            buffer = ahead
+                .await
+                .map_err(|e| SqliteError::ReadTask(e.to_string()))??;
+            page = next;
         }
     }
 }

@@ -21,6 +21,10 @@ use tokio::task::JoinHandle;
 /// blocking pool: few enough that the async worker serving the caller is held only briefly.
 pub(crate) const INLINE_ROWS: usize = 256;
 
+/// Rows of each page a visit reads ahead on the blocking pool while the caller visits the
+/// page before: enough that handing a page between threads costs little per row.
+pub(crate) const AHEAD_ROWS: usize = 2048;
+
 /// Rows past the inline ones from which a page is read in two halves at once, and the
 /// length from which a full page has the next one read ahead.
 pub(crate) const PARALLEL_ROWS: usize = 1024;

@@ -11,6 +11,7 @@ use crate::run::writer::Writer;
 use cqrs_core::StoreError;
 use rusqlite::Connection;
 use std::sync::{Arc, Mutex};
+use tokio::task::JoinHandle;
 
 /// Idle connections kept for reuse; more may be open while many reads run at once.
 const MAX_IDLE: usize = 4;
@@ -59,10 +60,20 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let readers = Arc::clone(self);
-        tokio::task::spawn_blocking(move || readers.pooled(read))
+        self.spawn(read)
             .await
             .map_err(|e| SqliteError::ReadTask(e.to_string()))?
+    }
+
+    /// Starts `read` on a pooled connection on tokio's blocking pool, now: for a read the
+    /// caller wants done while it works on something else.
+    pub fn spawn<T, F>(self: &Arc<Self>, read: F) -> JoinHandle<Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let readers = Arc::clone(self);
+        tokio::task::spawn_blocking(move || readers.pooled(read))
     }
 
     /// Runs `read` on a pooled connection.

@@ -2,6 +2,7 @@
 //! global log filtered and in either direction), finding events by id and by time, and
 //! decoding its rows.
 
+use crate::buffer::EventBuffer;
 use crate::error::{is_duplicate_event_id, store_error, SqliteError};
 use crate::integer::{convert, lower_bound, upper_bound};
 use crate::page::{Page, Range};
@@ -507,6 +508,17 @@ pub(crate) fn visit(
     each_row(conn, page, &mut |row, known_stream| {
         Ok(visit(event_ref(row, known_stream)?))
     })
+}
+
+/// Reads the events of `page` (a stream's page or the whole log's, as [`visit`]) into one
+/// buffer.
+pub(crate) fn read_buffer(conn: &Connection, page: &Page) -> Result<EventBuffer, StoreError> {
+    let mut buffer = EventBuffer::with_capacity(page.limit.min(PREALLOCATED_ROWS));
+    visit(conn, page, &mut |event| {
+        buffer.push(event);
+        ControlFlow::Continue(())
+    })?;
+    Ok(buffer)
 }
 
 /// What [`each_row`] does with a row (and the stream id the read asked for, if any).
