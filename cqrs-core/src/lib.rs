@@ -54,24 +54,28 @@ pub mod log;
 pub mod metadata;
 pub mod repository;
 pub mod snapshot;
+pub mod sources;
 pub mod store;
 pub mod subscription;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod trace;
+pub mod tracking;
 pub mod upcast;
 
 pub use aggregate::{aggregate_id, category, is_stream_of, stream_id, Aggregate, DomainEvent};
 pub use codec::{DecodeCause, DecodeError, EncodeError};
 pub use envelope::{EventEnvelope, NewEvent, RecordedEvent};
-pub use handler::{EventHandler, EventOf, HandlerError, HandlerFailure};
+pub use handler::{EventHandler, EventOf, HandlerError, HandlerFailure, MultiEventHandler};
 pub use log::{Direction, EventFilter, LogRead};
 pub use metadata::Metadata;
 pub use repository::{Committed, Loaded, Repository, RepositoryError};
 pub use snapshot::{Snapshot, SnapshotPolicy, SnapshotStore};
+pub use sources::Sources;
 pub use store::{Appended, EventStore, ExpectedVersion, PositionWatch, StoreError};
 pub use subscription::{
     CheckpointStore, Consumer, HandlerConsumer, RetryPolicy, RunningSubscription, Subscription,
     SubscriptionError,
 };
+pub use tracking::{AppendBatch, TrackingStore};
 pub use upcast::{RawEvent, UpcastError, Upcasters};

@@ -12,11 +12,10 @@
 //! event is retried with backoff; if it keeps failing the subscription stops and reports
 //! it — an event is never skipped.
 
-use crate::aggregate::is_stream_of;
-use crate::codec;
 use crate::envelope::RecordedEvent;
-use crate::handler::{EventHandler, HandlerError};
+use crate::handler::{HandlerError, MultiEventHandler};
 use crate::log::{EventFilter, LogRead};
+use crate::sources::Sources;
 use crate::store::{EventStore, StoreError};
 use crate::trace::display_id;
 use crate::upcast::Upcasters;
@@ -82,37 +81,40 @@ pub trait Consumer: Send + Sync + 'static {
     async fn reset(&self, subscription: &str) -> Result<(), HandlerError>;
 }
 
-/// Feeds an [`EventHandler`] the events of its aggregate type (its filter is the
-/// aggregate's category), decoded through upcasters, and saves the checkpoint after each
-/// page it handled (at-least-once: a crash mid-page delivers that page's handled events
-/// again).
-pub struct HandlerConsumer<H, C> {
+/// Feeds an [`EventHandler`](crate::EventHandler) the events of its aggregate type, or a
+/// [`MultiEventHandler`] those of its several sources (its filter is their categories, so
+/// one read of the log takes them all, in global order), each decoded through its
+/// aggregate's upcasters, and saves the checkpoint after each page it handled
+/// (at-least-once: a crash mid-page delivers that page's handled events again).
+pub struct HandlerConsumer<H: MultiEventHandler, C> {
     handler: H,
     checkpoints: C,
-    upcasters: Upcasters,
+    sources: Sources<H::Event>,
 }
 
-impl<H: EventHandler, C: CheckpointStore> HandlerConsumer<H, C> {
+impl<H: MultiEventHandler, C: CheckpointStore> HandlerConsumer<H, C> {
     /// Runs `handler`, keeping the checkpoint in `checkpoints`.
     pub fn new(handler: H, checkpoints: C) -> Self {
         Self {
+            sources: handler.sources(),
             handler,
             checkpoints,
-            upcasters: Upcasters::new(),
         }
     }
 
-    /// Decodes old events through this upcaster chain first.
+    /// Decodes old events through this upcaster chain first: for a one-aggregate handler.
+    /// It replaces the chains a multi-aggregate handler's sources give (give each source
+    /// its own with [`Sources::with_upcasted`] instead).
     pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
-        self.upcasters = upcasters;
+        self.sources = self.sources.with_upcasters_for_all(upcasters);
         self
     }
 
-    /// Runs the handler on `event` if it belongs to its aggregate (the filter's category can
-    /// take more streams, for a `TYPE` with a `-`), in a `handle` span that names the event
-    /// and its correlation id.
+    /// Runs the handler on `event` if it belongs to one of its sources (the filter's
+    /// categories can take more streams, for a `TYPE` with a `-`), in a `handle` span that
+    /// names the event and its correlation id.
     async fn handle(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
-        if !is_stream_of::<H::Aggregate>(&event.stream_id) {
+        if !self.sources.takes(&event.stream_id) {
             return Ok(());
         }
         let span = tracing::info_span!(
@@ -125,8 +127,10 @@ impl<H: EventHandler, C: CheckpointStore> HandlerConsumer<H, C> {
             correlation_id = %display_id(event.metadata.correlation_id),
         );
         async {
-            let envelope = codec::decode_envelope(event.clone(), &self.upcasters)?;
-            self.handler.handle(&envelope).await
+            match self.sources.decode(event.clone())? {
+                Some(envelope) => self.handler.handle(&envelope).await,
+                None => Ok(()),
+            }
         }
         .instrument(span)
         .await
@@ -134,10 +138,10 @@ impl<H: EventHandler, C: CheckpointStore> HandlerConsumer<H, C> {
 }
 
 #[async_trait]
-impl<H: EventHandler, C: CheckpointStore> Consumer for HandlerConsumer<H, C> {
-    /// The events of the handler's aggregate type.
+impl<H: MultiEventHandler, C: CheckpointStore> Consumer for HandlerConsumer<H, C> {
+    /// The events of the handler's aggregate types.
     fn filter(&self) -> EventFilter {
-        EventFilter::all().with_aggregate::<H::Aggregate>()
+        self.sources.filter()
     }
 
     async fn checkpoint(&self, subscription: &str) -> Result<u64, HandlerError> {
