@@ -279,7 +279,16 @@ impl<R: Reactor, S: TrackingStore> ReactorConsumer<R, S> {
         loop {
             attempts += 1;
             let mut reaction = Reaction::caused_by(&envelope);
-            self.reactor.react(&envelope, &mut reaction).await?;
+            if let Err(failure) = self.reactor.react(&envelope, &mut reaction).await {
+                // A redelivered event meets the state its committed reaction left (a step
+                // already taken is refused): that reaction stands, and this one is moot.
+                let checkpoint = self.store.load_checkpoint(subscription).await?;
+                if checkpoint >= event.position {
+                    tracing::info!(checkpoint, "reaction committed already; not run again");
+                    return Ok(());
+                }
+                return Err(failure);
+            }
             match self
                 .commit(reaction.into_batch(), subscription, event)
                 .await
