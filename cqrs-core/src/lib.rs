@@ -76,8 +76,8 @@ pub use snapshot::{Snapshot, SnapshotPolicy, SnapshotStore};
 pub use sources::Sources;
 pub use store::{Appended, EventStore, ExpectedVersion, PositionWatch, StoreError};
 pub use subscription::{
-    CheckpointStore, Consumer, HandlerConsumer, RetryPolicy, RunningSubscription, Subscription,
-    SubscriptionError,
+    CheckpointStore, Consumer, HandlerConsumer, Lag, RetryPolicy, RunningSubscription,
+    Subscription, SubscriptionError, SubscriptionProgress,
 };
 pub use tracking::{AppendBatch, TrackingStore};
 pub use upcast::{RawEvent, UpcastError, Upcasters};

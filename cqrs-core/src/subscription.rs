@@ -328,6 +328,25 @@ pub struct Subscription<S> {
     poll_interval: Duration,
     /// Raised to stop a running subscription; cuts retry backoffs short.
     stopped: Option<watch::Receiver<bool>>,
+    /// A running subscription's view of the head: the latest position its filter takes.
+    head: Option<watch::Sender<u64>>,
+}
+
+/// How far a subscription is behind: the latest position of the log its consumer takes (the
+/// head), and its checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lag {
+    /// The position of the latest event the consumer takes (0: none yet).
+    pub head: u64,
+    /// The position of the last event it handled (0: none).
+    pub checkpoint: u64,
+}
+
+impl Lag {
+    /// Head minus checkpoint, in positions (0: caught up).
+    pub fn behind(&self) -> u64 {
+        self.head.saturating_sub(self.checkpoint)
+    }
 }
 
 impl<S: EventStore + Clone> Subscription<S> {
@@ -342,6 +361,7 @@ impl<S: EventStore + Clone> Subscription<S> {
             retry: RetryPolicy::default(),
             poll_interval: Duration::from_millis(500),
             stopped: None,
+            head: None,
         }
     }
 
@@ -361,6 +381,15 @@ impl<S: EventStore + Clone> Subscription<S> {
     /// The subscription's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// How far behind the subscription is now: the latest position its consumer takes, and
+    /// its stored checkpoint (a running subscription's [`RunningSubscription::lag`] needs no
+    /// read).
+    pub async fn lag(&self) -> Result<Lag, SubscriptionError> {
+        let checkpoint = self.checkpoint().await?;
+        let head = self.head().await?;
+        Ok(Lag { head, checkpoint })
     }
 
     /// Handles every event after the checkpoint up to the end of the log as it is now, and
@@ -388,13 +417,19 @@ impl<S: EventStore + Clone> Subscription<S> {
     pub fn start(self) -> RunningSubscription {
         let (stop, stopped) = watch::channel(false);
         let (progress_tx, progress) = watch::channel(0);
+        let (head_tx, head) = watch::channel(0);
         let name = self.name.clone();
         let span = tracing::info_span!("subscription", name = %self.name);
-        let task = tokio::spawn(self.follow(stopped, progress_tx).instrument(span));
+        let mut subscription = self;
+        subscription.head = Some(head_tx);
+        let task = tokio::spawn(subscription.follow(stopped, progress_tx).instrument(span));
         RunningSubscription {
-            name,
+            shared: SubscriptionProgress {
+                name,
+                progress,
+                head,
+            },
             stop,
-            progress,
             task: Some(task),
         }
     }
@@ -460,6 +495,15 @@ impl<S: EventStore + Clone> Subscription<S> {
             Some(_) if !self.filter.is_all() => self.log_end().await?,
             _ => 0,
         };
+        // A running subscription publishes its head, for its lag (one index seek a round).
+        let head = match &self.head {
+            Some(heads) => {
+                let head = self.head().await?;
+                heads.send_replace(head);
+                Some(head)
+            }
+            None => None,
+        };
         loop {
             let read = LogRead::forward(checkpoint + 1, PAGE).matching(self.filter.clone());
             let page = self
@@ -473,6 +517,10 @@ impl<S: EventStore + Clone> Subscription<S> {
                 return Ok(checkpoint);
             }
             checkpoint = self.consume_page(&page, checkpoint, progress).await?;
+            if let Some(head) = head.filter(|_| !page.is_empty()) {
+                let lag = head.saturating_sub(checkpoint);
+                tracing::debug!(subscription = %self.name, checkpoint, head, lag, "consumed a page");
+            }
             let consumed_all = page.last().is_none_or(|last| last.position == checkpoint);
             if page.len() < PAGE {
                 if let Some(progress) = progress.filter(|_| consumed_all) {
@@ -481,6 +529,22 @@ impl<S: EventStore + Clone> Subscription<S> {
                 return Ok(checkpoint);
             }
         }
+    }
+
+    /// The position of the latest event the consumer takes (0: none).
+    async fn head(&self) -> Result<u64, SubscriptionError> {
+        let newest = LogRead::backward(u64::MAX, 1).matching(self.filter.clone());
+        let events = self
+            .retry
+            .run(self.stopped.as_ref(), || async {
+                self.store
+                    .read_log(&newest)
+                    .await
+                    .map_err(HandlerError::from)
+            })
+            .await
+            .map_err(|(source, attempts)| self.unavailable("read the log", source, attempts))?;
+        Ok(events.first().map_or(0, |event| event.position))
     }
 
     /// The position of the latest event in the log (0: none), whatever its kind.
@@ -606,38 +670,87 @@ fn advance(progress: &watch::Sender<u64>, position: u64) {
 /// A subscription running as a task; dropping it asks the task to stop after the event in
 /// hand.
 pub struct RunningSubscription {
-    name: Arc<str>,
+    shared: SubscriptionProgress,
     stop: watch::Sender<bool>,
-    progress: watch::Receiver<u64>,
     task: Option<JoinHandle<Result<(), SubscriptionError>>>,
 }
 
-impl RunningSubscription {
+/// A running subscription's progress, to share: clones are cheap and need no `&mut`, so many
+/// tasks (web requests, say) can each wait until the subscription has handled their own
+/// writes ("read your writes"), and an operator can read its lag. It does not keep the
+/// subscription running.
+#[derive(Debug, Clone)]
+pub struct SubscriptionProgress {
+    name: Arc<str>,
+    progress: watch::Receiver<u64>,
+    head: watch::Receiver<u64>,
+}
+
+impl SubscriptionProgress {
     /// How far the subscription got: every event at or before this position that its
     /// consumer takes is handled (one its filter leaves out counts as handled).
     pub fn checkpoint(&self) -> u64 {
         *self.progress.borrow()
     }
 
+    /// How far behind it is, as of its last read of the log (it reads again on every append
+    /// through this store, and every poll interval).
+    pub fn lag(&self) -> Lag {
+        let checkpoint = self.checkpoint();
+        Lag {
+            head: (*self.head.borrow()).max(checkpoint),
+            checkpoint,
+        }
+    }
+
+    /// Waits until every event up to `position` has been handled: for a command's
+    /// consequences, `wait_for(committed.position())`. If the subscription stops first,
+    /// returns [`SubscriptionError::NotRunning`] (the [`RunningSubscription`] tells why).
+    pub async fn wait_for(&self, position: u64) -> Result<(), SubscriptionError> {
+        let mut progress = self.progress.clone();
+        let reached = progress
+            .wait_for(|reached| *reached >= position)
+            .await
+            .is_ok();
+        // The task may have ended after a final progress that reached `position`.
+        if reached || *progress.borrow() >= position {
+            Ok(())
+        } else {
+            Err(SubscriptionError::NotRunning {
+                subscription: self.name.to_string(),
+            })
+        }
+    }
+}
+
+impl RunningSubscription {
+    /// How far the subscription got: every event at or before this position that its
+    /// consumer takes is handled (one its filter leaves out counts as handled).
+    pub fn checkpoint(&self) -> u64 {
+        self.shared.checkpoint()
+    }
+
+    /// How far behind it is, as of its last read of the log.
+    pub fn lag(&self) -> Lag {
+        self.shared.lag()
+    }
+
+    /// A handle on its progress that many tasks can share and wait on.
+    pub fn progress(&self) -> SubscriptionProgress {
+        self.shared.clone()
+    }
+
     /// Waits until every event up to `position` has been handled (for instance the
     /// position of an append whose consequences the caller wants to see). If the
     /// subscription stops first, returns why.
     pub async fn wait_for(&mut self, position: u64) -> Result<(), SubscriptionError> {
-        loop {
-            if *self.progress.borrow_and_update() >= position {
-                return Ok(());
-            }
-            if self.progress.changed().await.is_err() {
-                // The task ended: report how (a final progress may still reach `position`).
-                if *self.progress.borrow() >= position {
-                    return Ok(());
-                }
-                return Err(self
-                    .outcome()
-                    .await
-                    .err()
-                    .unwrap_or_else(|| self.not_running()));
-            }
+        match self.shared.wait_for(position).await {
+            Err(SubscriptionError::NotRunning { .. }) => Err(self
+                .outcome()
+                .await
+                .err()
+                .unwrap_or_else(|| self.not_running())),
+            outcome => outcome,
         }
     }
 
@@ -654,7 +767,7 @@ impl RunningSubscription {
             Some(task) => match task.await {
                 Ok(outcome) => outcome,
                 Err(join) if join.is_panic() => Err(SubscriptionError::Panicked {
-                    subscription: self.name.to_string(),
+                    subscription: self.shared.name.to_string(),
                     checkpoint: self.checkpoint(),
                 }),
                 Err(_) => Err(self.not_running()),
@@ -665,7 +778,7 @@ impl RunningSubscription {
 
     fn not_running(&self) -> SubscriptionError {
         SubscriptionError::NotRunning {
-            subscription: self.name.to_string(),
+            subscription: self.shared.name.to_string(),
         }
     }
 }

@@ -692,3 +692,64 @@ fn other_event() -> NewEvent {
     )
     .unwrap()
 }
+
+#[tokio::test]
+async fn lag_is_the_head_its_consumer_takes_minus_the_checkpoint() {
+    let store = MemoryStore::new();
+    write(&store, "a", &["one", "two"]).await;
+    // A notebook event after them: not the consumer's, so not lag.
+    Repository::<Notebook, _>::new(store.clone())
+        .execute("x", "n".to_owned())
+        .await
+        .unwrap();
+    let subscription = Subscription::new(
+        "lagging",
+        store.clone(),
+        HandlerConsumer::new(Recorder::named("r"), store.clone()),
+    );
+    let lag = subscription.lag().await.unwrap();
+    assert_eq!((lag.head, lag.checkpoint, lag.behind()), (2, 0, 2));
+    subscription.catch_up().await.unwrap();
+    assert_eq!(subscription.lag().await.unwrap().behind(), 0);
+    write(&store, "a", &["three"]).await;
+    let lag = subscription.lag().await.unwrap();
+    assert_eq!((lag.head, lag.checkpoint, lag.behind()), (4, 2, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_share_one_progress_handle_to_read_their_own_writes() {
+    let store = MemoryStore::new();
+    let recorder = Recorder::named("r");
+    let consumer = HandlerConsumer::new(recorder.clone(), store.clone());
+    let running = Subscription::new("shared", store.clone(), consumer).start();
+    let progress = running.progress();
+    let tasks: Vec<_> = (0..8)
+        .map(|task| {
+            let (store, progress, recorder) = (store.clone(), progress.clone(), recorder.clone());
+            tokio::spawn(async move {
+                let text = format!("task {task}");
+                let committed = Repository::<Note, _>::new(store)
+                    .execute(&format!("n{task}"), text.clone())
+                    .await
+                    .unwrap();
+                progress.wait_for(committed.position()).await.unwrap();
+                assert!(recorder.texts().contains(&text), "{text} not handled yet");
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let lag = running.lag();
+    assert_eq!((lag.checkpoint, lag.behind()), (8, 0));
+    running.stop().await.unwrap();
+    // Stopped: waiting for what it will never handle says so instead of hanging.
+    match progress.wait_for(9).await {
+        Err(SubscriptionError::NotRunning { subscription }) => assert_eq!(subscription, "shared"),
+        other => panic!("expected NotRunning, got {other:?}"),
+    }
+    assert!(
+        progress.wait_for(8).await.is_ok(),
+        "reached before it stopped"
+    );
+}
