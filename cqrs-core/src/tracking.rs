@@ -11,8 +11,8 @@
 //! ([`StoreError::CheckpointPassed`]), so two processes running the same subscription
 //! cannot both commit a reaction to the same event either.
 //!
-//! Every backend that implements it passes
-//! [`tracking_store_conformance_tests!`](crate::tracking_store_conformance_tests).
+//! Every backend that implements it passes `cqrs_core::tracking_store_conformance_tests!`
+//! (the testing kit, feature `testing`).
 
 use crate::envelope::NewEvent;
 use crate::store::{Appended, EventStore, ExpectedVersion, StoreError};
