@@ -1,8 +1,9 @@
-//! Reacting to committed events: the handler trait shared by after-commit dispatch and
-//! subscriptions, the failure they report, and the metadata of the commands they issue.
+//! Reacting to committed events: the handler traits shared by after-commit dispatch and
+//! subscriptions (of one aggregate type, or of several), and the failure they report.
 
 use crate::aggregate::Aggregate;
 use crate::envelope::EventEnvelope;
+use crate::sources::Sources;
 use async_trait::async_trait;
 
 /// Whatever a handler or projection failed with; kept whole so the caller sees the cause.
@@ -29,6 +30,49 @@ pub trait EventHandler: Send + Sync + 'static {
 
     /// Reacts to one event; an error is reported (after commit) or retried (subscription).
     async fn handle(&self, event: &EventOf<Self>) -> Result<(), HandlerError>;
+}
+
+/// Code that reacts to the committed events of several aggregate types, each arriving typed
+/// as one `Event` (an enum over the sources, say), in global order: a read model across
+/// aggregates, a notifier, a process manager that tolerates at-least-once delivery.
+///
+/// Fed by a [`HandlerConsumer`](crate::HandlerConsumer) in a
+/// [`Subscription`](crate::subscription::Subscription), which reads the log once, filtered
+/// to the sources' categories. Every [`EventHandler`] is one (of its one aggregate), so the
+/// same consumer runs both. For commands issued exactly once, see
+/// [`Reactor`](crate::reaction::Reactor).
+#[async_trait]
+pub trait MultiEventHandler: Send + Sync + 'static {
+    /// What the handler receives: each source's events wrapped into one type.
+    type Event: Send + Sync + 'static;
+
+    /// Names the handler in errors and traces.
+    fn name(&self) -> &str;
+
+    /// The aggregates whose events the handler takes, and how each becomes an `Event`.
+    /// Asked once, when the handler is wrapped in its consumer.
+    fn sources(&self) -> Sources<Self::Event>;
+
+    /// Reacts to one event; an error is retried by the subscription.
+    async fn handle(&self, event: &EventEnvelope<Self::Event>) -> Result<(), HandlerError>;
+}
+
+#[async_trait]
+impl<H: EventHandler> MultiEventHandler for H {
+    type Event = <H::Aggregate as Aggregate>::Event;
+
+    fn name(&self) -> &str {
+        EventHandler::name(self)
+    }
+
+    /// The handler's one aggregate, its events as they are.
+    fn sources(&self) -> Sources<Self::Event> {
+        Sources::of::<H::Aggregate>()
+    }
+
+    async fn handle(&self, event: &EventEnvelope<Self::Event>) -> Result<(), HandlerError> {
+        EventHandler::handle(self, event).await
+    }
 }
 
 /// One handler that failed on one committed event.

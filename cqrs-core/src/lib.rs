@@ -52,28 +52,34 @@ pub mod envelope;
 pub mod handler;
 pub mod log;
 pub mod metadata;
+pub mod reaction;
 pub mod repository;
 pub mod snapshot;
+pub mod sources;
 pub mod store;
 pub mod subscription;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod trace;
+pub mod tracking;
 pub mod upcast;
 
 pub use aggregate::{aggregate_id, category, is_stream_of, stream_id, Aggregate, DomainEvent};
 pub use codec::{DecodeCause, DecodeError, EncodeError};
 pub use envelope::{EventEnvelope, EventRef, NewEvent, RecordedEvent};
-pub use handler::{EventHandler, EventOf, HandlerError, HandlerFailure};
+pub use handler::{EventHandler, EventOf, HandlerError, HandlerFailure, MultiEventHandler};
 pub use log::{Direction, EventFilter, LogRead};
 pub use metadata::Metadata;
+pub use reaction::{Reaction, Reactor, ReactorConsumer};
 pub use repository::{Committed, Loaded, Repository, RepositoryError};
 pub use snapshot::{Snapshot, SnapshotPolicy, SnapshotStore};
+pub use sources::Sources;
 pub use store::{
     visit_each, Appended, EventStore, ExpectedVersion, PositionWatch, StoreError, Visitor,
 };
 pub use subscription::{
-    CheckpointStore, Consumer, HandlerConsumer, RetryPolicy, RunningSubscription, Subscription,
-    SubscriptionError,
+    CheckpointStore, Consumer, HandlerConsumer, Lag, RetryPolicy, RunningSubscription,
+    Subscription, SubscriptionError, SubscriptionProgress,
 };
+pub use tracking::{AppendBatch, TrackingStore};
 pub use upcast::{RawEvent, UpcastError, Upcasters};

@@ -47,6 +47,14 @@ pub struct Committed<E> {
     pub events: Vec<EventEnvelope<E>>,
 }
 
+impl<E> Committed<E> {
+    /// The global position of the command's last event (0 if it produced none): what to
+    /// wait for to see its consequences, `progress.wait_for(committed.position())`.
+    pub fn position(&self) -> u64 {
+        self.events.last().map_or(0, |event| event.position)
+    }
+}
+
 /// Why a load or a command failed, kept apart so callers can `match` on the cause.
 #[derive(Debug, thiserror::Error)]
 pub enum RepositoryError<E: std::error::Error + 'static> {

@@ -144,6 +144,21 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A batch carried a subscription's checkpoint at or before the one stored: the event
+    /// it reacted to was handled already (by an earlier run, or another process), so
+    /// nothing of the batch was appended. See `cqrs_core::tracking`.
+    #[error(
+        "subscription `{subscription}` is at position {checkpoint}, not before {position}: \
+         its reaction to that event is committed already; nothing was appended"
+    )]
+    CheckpointPassed {
+        /// The subscription.
+        subscription: String,
+        /// The checkpoint the batch would have recorded.
+        position: u64,
+        /// The checkpoint stored.
+        checkpoint: u64,
+    },
     /// The store stayed locked by another writer for longer than its timeout allows.
     #[error("store busy: {reason}")]
     Busy {

@@ -12,11 +12,10 @@
 //! event is retried with backoff; if it keeps failing the subscription stops and reports
 //! it — an event is never skipped.
 
-use crate::aggregate::is_stream_of;
-use crate::codec;
 use crate::envelope::RecordedEvent;
-use crate::handler::{EventHandler, HandlerError};
+use crate::handler::{HandlerError, MultiEventHandler};
 use crate::log::{EventFilter, LogRead};
+use crate::sources::Sources;
 use crate::store::{EventStore, StoreError};
 use crate::trace::display_id;
 use crate::upcast::Upcasters;
@@ -82,37 +81,40 @@ pub trait Consumer: Send + Sync + 'static {
     async fn reset(&self, subscription: &str) -> Result<(), HandlerError>;
 }
 
-/// Feeds an [`EventHandler`] the events of its aggregate type (its filter is the
-/// aggregate's category), decoded through upcasters, and saves the checkpoint after each
-/// page it handled (at-least-once: a crash mid-page delivers that page's handled events
-/// again).
-pub struct HandlerConsumer<H, C> {
+/// Feeds an [`EventHandler`](crate::EventHandler) the events of its aggregate type, or a
+/// [`MultiEventHandler`] those of its several sources (its filter is their categories, so
+/// one read of the log takes them all, in global order), each decoded through its
+/// aggregate's upcasters, and saves the checkpoint after each page it handled
+/// (at-least-once: a crash mid-page delivers that page's handled events again).
+pub struct HandlerConsumer<H: MultiEventHandler, C> {
     handler: H,
     checkpoints: C,
-    upcasters: Upcasters,
+    sources: Sources<H::Event>,
 }
 
-impl<H: EventHandler, C: CheckpointStore> HandlerConsumer<H, C> {
+impl<H: MultiEventHandler, C: CheckpointStore> HandlerConsumer<H, C> {
     /// Runs `handler`, keeping the checkpoint in `checkpoints`.
     pub fn new(handler: H, checkpoints: C) -> Self {
         Self {
+            sources: handler.sources(),
             handler,
             checkpoints,
-            upcasters: Upcasters::new(),
         }
     }
 
-    /// Decodes old events through this upcaster chain first.
+    /// Decodes old events through this upcaster chain first: for a one-aggregate handler.
+    /// It replaces the chains a multi-aggregate handler's sources give (give each source
+    /// its own with [`Sources::with_upcasted`] instead).
     pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
-        self.upcasters = upcasters;
+        self.sources = self.sources.with_upcasters_for_all(upcasters);
         self
     }
 
-    /// Runs the handler on `event` if it belongs to its aggregate (the filter's category can
-    /// take more streams, for a `TYPE` with a `-`), in a `handle` span that names the event
-    /// and its correlation id.
+    /// Runs the handler on `event` if it belongs to one of its sources (the filter's
+    /// categories can take more streams, for a `TYPE` with a `-`), in a `handle` span that
+    /// names the event and its correlation id.
     async fn handle(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
-        if !is_stream_of::<H::Aggregate>(&event.stream_id) {
+        if !self.sources.takes(&event.stream_id) {
             return Ok(());
         }
         let span = tracing::info_span!(
@@ -125,8 +127,10 @@ impl<H: EventHandler, C: CheckpointStore> HandlerConsumer<H, C> {
             correlation_id = %display_id(event.metadata.correlation_id),
         );
         async {
-            let envelope = codec::decode_envelope(event.clone(), &self.upcasters)?;
-            self.handler.handle(&envelope).await
+            match self.sources.decode(event.clone())? {
+                Some(envelope) => self.handler.handle(&envelope).await,
+                None => Ok(()),
+            }
         }
         .instrument(span)
         .await
@@ -134,10 +138,10 @@ impl<H: EventHandler, C: CheckpointStore> HandlerConsumer<H, C> {
 }
 
 #[async_trait]
-impl<H: EventHandler, C: CheckpointStore> Consumer for HandlerConsumer<H, C> {
-    /// The events of the handler's aggregate type.
+impl<H: MultiEventHandler, C: CheckpointStore> Consumer for HandlerConsumer<H, C> {
+    /// The events of the handler's aggregate types.
     fn filter(&self) -> EventFilter {
-        EventFilter::all().with_aggregate::<H::Aggregate>()
+        self.sources.filter()
     }
 
     async fn checkpoint(&self, subscription: &str) -> Result<u64, HandlerError> {
@@ -324,6 +328,25 @@ pub struct Subscription<S> {
     poll_interval: Duration,
     /// Raised to stop a running subscription; cuts retry backoffs short.
     stopped: Option<watch::Receiver<bool>>,
+    /// A running subscription's view of the head: the latest position its filter takes.
+    head: Option<watch::Sender<u64>>,
+}
+
+/// How far a subscription is behind: the latest position of the log its consumer takes (the
+/// head), and its checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lag {
+    /// The position of the latest event the consumer takes (0: none yet).
+    pub head: u64,
+    /// The position of the last event it handled (0: none).
+    pub checkpoint: u64,
+}
+
+impl Lag {
+    /// Head minus checkpoint, in positions (0: caught up).
+    pub fn behind(&self) -> u64 {
+        self.head.saturating_sub(self.checkpoint)
+    }
 }
 
 impl<S: EventStore + Clone> Subscription<S> {
@@ -338,6 +361,7 @@ impl<S: EventStore + Clone> Subscription<S> {
             retry: RetryPolicy::default(),
             poll_interval: Duration::from_millis(500),
             stopped: None,
+            head: None,
         }
     }
 
@@ -357,6 +381,15 @@ impl<S: EventStore + Clone> Subscription<S> {
     /// The subscription's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// How far behind the subscription is now: the latest position its consumer takes, and
+    /// its stored checkpoint (a running subscription's [`RunningSubscription::lag`] needs no
+    /// read).
+    pub async fn lag(&self) -> Result<Lag, SubscriptionError> {
+        let checkpoint = self.checkpoint().await?;
+        let head = self.head().await?;
+        Ok(Lag { head, checkpoint })
     }
 
     /// Handles every event after the checkpoint up to the end of the log as it is now, and
@@ -384,13 +417,19 @@ impl<S: EventStore + Clone> Subscription<S> {
     pub fn start(self) -> RunningSubscription {
         let (stop, stopped) = watch::channel(false);
         let (progress_tx, progress) = watch::channel(0);
+        let (head_tx, head) = watch::channel(0);
         let name = self.name.clone();
         let span = tracing::info_span!("subscription", name = %self.name);
-        let task = tokio::spawn(self.follow(stopped, progress_tx).instrument(span));
+        let mut subscription = self;
+        subscription.head = Some(head_tx);
+        let task = tokio::spawn(subscription.follow(stopped, progress_tx).instrument(span));
         RunningSubscription {
-            name,
+            shared: SubscriptionProgress {
+                name,
+                progress,
+                head,
+            },
             stop,
-            progress,
             task: Some(task),
         }
     }
@@ -456,6 +495,15 @@ impl<S: EventStore + Clone> Subscription<S> {
             Some(_) if !self.filter.is_all() => self.log_end().await?,
             _ => 0,
         };
+        // A running subscription publishes its head, for its lag (one index seek a round).
+        let head = match &self.head {
+            Some(heads) => {
+                let head = self.head().await?;
+                heads.send_replace(head);
+                Some(head)
+            }
+            None => None,
+        };
         loop {
             let read = LogRead::forward(checkpoint + 1, PAGE).matching(self.filter.clone());
             let page = self
@@ -469,6 +517,10 @@ impl<S: EventStore + Clone> Subscription<S> {
                 return Ok(checkpoint);
             }
             checkpoint = self.consume_page(&page, checkpoint, progress).await?;
+            if let Some(head) = head.filter(|_| !page.is_empty()) {
+                let lag = head.saturating_sub(checkpoint);
+                tracing::debug!(subscription = %self.name, checkpoint, head, lag, "consumed a page");
+            }
             let consumed_all = page.last().is_none_or(|last| last.position == checkpoint);
             if page.len() < PAGE {
                 if let Some(progress) = progress.filter(|_| consumed_all) {
@@ -477,6 +529,22 @@ impl<S: EventStore + Clone> Subscription<S> {
                 return Ok(checkpoint);
             }
         }
+    }
+
+    /// The position of the latest event the consumer takes (0: none).
+    async fn head(&self) -> Result<u64, SubscriptionError> {
+        let newest = LogRead::backward(u64::MAX, 1).matching(self.filter.clone());
+        let events = self
+            .retry
+            .run(self.stopped.as_ref(), || async {
+                self.store
+                    .read_log(&newest)
+                    .await
+                    .map_err(HandlerError::from)
+            })
+            .await
+            .map_err(|(source, attempts)| self.unavailable("read the log", source, attempts))?;
+        Ok(events.first().map_or(0, |event| event.position))
     }
 
     /// The position of the latest event in the log (0: none), whatever its kind.
@@ -602,38 +670,87 @@ fn advance(progress: &watch::Sender<u64>, position: u64) {
 /// A subscription running as a task; dropping it asks the task to stop after the event in
 /// hand.
 pub struct RunningSubscription {
-    name: Arc<str>,
+    shared: SubscriptionProgress,
     stop: watch::Sender<bool>,
-    progress: watch::Receiver<u64>,
     task: Option<JoinHandle<Result<(), SubscriptionError>>>,
 }
 
-impl RunningSubscription {
+/// A running subscription's progress, to share: clones are cheap and need no `&mut`, so many
+/// tasks (web requests, say) can each wait until the subscription has handled their own
+/// writes ("read your writes"), and an operator can read its lag. It does not keep the
+/// subscription running.
+#[derive(Debug, Clone)]
+pub struct SubscriptionProgress {
+    name: Arc<str>,
+    progress: watch::Receiver<u64>,
+    head: watch::Receiver<u64>,
+}
+
+impl SubscriptionProgress {
     /// How far the subscription got: every event at or before this position that its
     /// consumer takes is handled (one its filter leaves out counts as handled).
     pub fn checkpoint(&self) -> u64 {
         *self.progress.borrow()
     }
 
+    /// How far behind it is, as of its last read of the log (it reads again on every append
+    /// through this store, and every poll interval).
+    pub fn lag(&self) -> Lag {
+        let checkpoint = self.checkpoint();
+        Lag {
+            head: (*self.head.borrow()).max(checkpoint),
+            checkpoint,
+        }
+    }
+
+    /// Waits until every event up to `position` has been handled: for a command's
+    /// consequences, `wait_for(committed.position())`. If the subscription stops first,
+    /// returns [`SubscriptionError::NotRunning`] (the [`RunningSubscription`] tells why).
+    pub async fn wait_for(&self, position: u64) -> Result<(), SubscriptionError> {
+        let mut progress = self.progress.clone();
+        let reached = progress
+            .wait_for(|reached| *reached >= position)
+            .await
+            .is_ok();
+        // The task may have ended after a final progress that reached `position`.
+        if reached || *progress.borrow() >= position {
+            Ok(())
+        } else {
+            Err(SubscriptionError::NotRunning {
+                subscription: self.name.to_string(),
+            })
+        }
+    }
+}
+
+impl RunningSubscription {
+    /// How far the subscription got: every event at or before this position that its
+    /// consumer takes is handled (one its filter leaves out counts as handled).
+    pub fn checkpoint(&self) -> u64 {
+        self.shared.checkpoint()
+    }
+
+    /// How far behind it is, as of its last read of the log.
+    pub fn lag(&self) -> Lag {
+        self.shared.lag()
+    }
+
+    /// A handle on its progress that many tasks can share and wait on.
+    pub fn progress(&self) -> SubscriptionProgress {
+        self.shared.clone()
+    }
+
     /// Waits until every event up to `position` has been handled (for instance the
     /// position of an append whose consequences the caller wants to see). If the
     /// subscription stops first, returns why.
     pub async fn wait_for(&mut self, position: u64) -> Result<(), SubscriptionError> {
-        loop {
-            if *self.progress.borrow_and_update() >= position {
-                return Ok(());
-            }
-            if self.progress.changed().await.is_err() {
-                // The task ended: report how (a final progress may still reach `position`).
-                if *self.progress.borrow() >= position {
-                    return Ok(());
-                }
-                return Err(self
-                    .outcome()
-                    .await
-                    .err()
-                    .unwrap_or_else(|| self.not_running()));
-            }
+        match self.shared.wait_for(position).await {
+            Err(SubscriptionError::NotRunning { .. }) => Err(self
+                .outcome()
+                .await
+                .err()
+                .unwrap_or_else(|| self.not_running())),
+            outcome => outcome,
         }
     }
 
@@ -650,7 +767,7 @@ impl RunningSubscription {
             Some(task) => match task.await {
                 Ok(outcome) => outcome,
                 Err(join) if join.is_panic() => Err(SubscriptionError::Panicked {
-                    subscription: self.name.to_string(),
+                    subscription: self.shared.name.to_string(),
                     checkpoint: self.checkpoint(),
                 }),
                 Err(_) => Err(self.not_running()),
@@ -661,7 +778,7 @@ impl RunningSubscription {
 
     fn not_running(&self) -> SubscriptionError {
         SubscriptionError::NotRunning {
-            subscription: self.name.to_string(),
+            subscription: self.shared.name.to_string(),
         }
     }
 }

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_core::backend::{check_limit, check_log_read, recording_time, validate_stream_id};
+use cqrs_core::tracking::{check_passed, check_tracking, AppendBatch, TrackingStore};
 use cqrs_core::{
     visit_each, Appended, CheckpointStore, Direction, EventStore, ExpectedVersion, LogRead,
     NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, Visitor,
@@ -107,22 +108,22 @@ impl MemoryStore {
     }
 }
 
-#[async_trait]
-impl EventStore for MemoryStore {
-    async fn append(
-        &self,
+impl Log {
+    /// Appends `events` to `stream_id` if `expected` holds and every id is free, all stamped
+    /// `recorded_at`; changes nothing when it refuses.
+    fn append(
+        &mut self,
         stream_id: &str,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
+        recorded_at: DateTime<Utc>,
     ) -> Result<Appended, StoreError> {
         validate_stream_id(stream_id)?;
-        let mut log = self.write();
-        let log = &mut *log;
-        let current = log.streams.get(stream_id).map(|s| s.len() as u64);
+        let current = self.streams.get(stream_id).map(|s| s.len() as u64);
         expected.check(stream_id, current)?;
         let mut batch_ids = HashSet::with_capacity(events.len());
         for event in &events {
-            if log.event_ids.contains_key(&event.event_id) || !batch_ids.insert(event.event_id) {
+            if self.event_ids.contains_key(&event.event_id) || !batch_ids.insert(event.event_id) {
                 return Err(StoreError::DuplicateEventId {
                     stream_id: stream_id.to_owned(),
                     event_id: event.event_id,
@@ -136,9 +137,7 @@ impl EventStore for MemoryStore {
                 events: Vec::new(),
             });
         }
-        // Under the write lock, after the last event's time: never earlier than it.
-        let recorded_at = recording_time(log.events.last().map(|last| last.recorded_at));
-        let first = log.events.len();
+        let first = self.events.len();
         let mut appended = Vec::with_capacity(events.len());
         for (offset, event) in events.into_iter().enumerate() {
             let recorded = event.into_recorded(
@@ -147,23 +146,59 @@ impl EventStore for MemoryStore {
                 (first + offset) as u64 + 1,
                 recorded_at,
             );
-            log.event_ids.insert(recorded.event_id, first + offset);
+            self.event_ids.insert(recorded.event_id, first + offset);
             appended.push(recorded.clone());
-            log.events.push(recorded);
+            self.events.push(recorded);
         }
-        let added = first..log.events.len();
+        let added = first..self.events.len();
         // The stream id is copied only for a new stream, not on every append.
-        match log.streams.get_mut(stream_id) {
+        match self.streams.get_mut(stream_id) {
             Some(indices) => indices.extend(added),
             None => {
-                log.streams.insert(stream_id.to_owned(), added.collect());
+                self.streams.insert(stream_id.to_owned(), added.collect());
             }
         }
-        self.appended.send_replace(log.events.len() as u64);
         Ok(Appended {
             version: version + appended.len() as u64,
             events: appended,
         })
+    }
+
+    /// Removes every event from position `first + 1` on: what a refused batch appended.
+    fn truncate(&mut self, first: usize) {
+        for removed in self.events.drain(first..) {
+            self.event_ids.remove(&removed.event_id);
+            if let Some(indices) = self.streams.get_mut(&removed.stream_id) {
+                indices.retain(|&index| index < first);
+                if indices.is_empty() {
+                    self.streams.remove(&removed.stream_id);
+                }
+            }
+        }
+    }
+
+    /// The time an append made now is recorded at: never before the last event's.
+    fn recording_time(&self) -> DateTime<Utc> {
+        recording_time(self.events.last().map(|last| last.recorded_at))
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        let mut log = self.write();
+        // Under the write lock, after the last event's time: never earlier than it.
+        let recorded_at = log.recording_time();
+        let appended = log.append(stream_id, expected, events, recorded_at)?;
+        if !appended.events.is_empty() {
+            self.appended.send_replace(log.events.len() as u64);
+        }
+        Ok(appended)
     }
 
     async fn read_stream(
@@ -279,6 +314,48 @@ impl CheckpointStore for MemoryStore {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(subscription.to_owned(), position);
         Ok(())
+    }
+}
+
+/// The log and the checkpoints are locked together (log first, as nowhere else takes both),
+/// so the batch and its checkpoint change as one.
+#[async_trait]
+impl TrackingStore for MemoryStore {
+    async fn append_batch(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
+        check_tracking(batch.tracking.as_ref())?;
+        let mut log = self.write();
+        let mut checkpoints = self
+            .checkpoints
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(tracking) = &batch.tracking {
+            let stored = checkpoints.get(&tracking.subscription).copied();
+            check_passed(tracking, stored.unwrap_or(0))?;
+        }
+        let first = log.events.len();
+        let recorded_at = log.recording_time();
+        let mut outcomes = Vec::with_capacity(batch.appends.len());
+        for append in batch.appends {
+            match log.append(
+                &append.stream_id,
+                append.expected,
+                append.events,
+                recorded_at,
+            ) {
+                Ok(appended) => outcomes.push(appended),
+                Err(refusal) => {
+                    log.truncate(first);
+                    return Err(refusal);
+                }
+            }
+        }
+        if let Some(tracking) = batch.tracking {
+            checkpoints.insert(tracking.subscription, tracking.position);
+        }
+        if log.events.len() > first {
+            self.appended.send_replace(log.events.len() as u64);
+        }
+        Ok(outcomes)
     }
 }
 

@@ -3,10 +3,10 @@
 
 use async_trait::async_trait;
 use cqrs_core::{
-    Aggregate, Appended, CheckpointStore, DomainEvent, EventHandler, EventOf, EventStore,
-    ExpectedVersion, HandlerConsumer, HandlerError, LogRead, Metadata, NewEvent, PositionWatch,
-    RecordedEvent, Repository, RepositoryError, RetryPolicy, StoreError, Subscription,
-    SubscriptionError,
+    Aggregate, Appended, CheckpointStore, Consumer, DomainEvent, EventEnvelope, EventFilter,
+    EventHandler, EventOf, EventStore, ExpectedVersion, HandlerConsumer, HandlerError, LogRead,
+    Metadata, MultiEventHandler, NewEvent, PositionWatch, RecordedEvent, Repository,
+    RepositoryError, RetryPolicy, Sources, StoreError, Subscription, SubscriptionError,
 };
 use cqrs_memory::MemoryStore;
 use serde::{Deserialize, Serialize};
@@ -289,6 +289,7 @@ async fn a_subscription_catches_up_skips_other_aggregates_and_resumes_from_its_c
 struct Counting {
     inner: MemoryStore,
     log_events_read: Arc<AtomicUsize>,
+    log_reads: Arc<AtomicUsize>,
 }
 
 #[async_trait]
@@ -321,6 +322,7 @@ impl EventStore for Counting {
     }
     async fn read_log(&self, read: &LogRead) -> Result<Vec<RecordedEvent>, StoreError> {
         let events = self.inner.read_log(read).await?;
+        self.log_reads.fetch_add(1, Ordering::SeqCst);
         self.log_events_read
             .fetch_add(events.len(), Ordering::SeqCst);
         Ok(events)
@@ -595,4 +597,159 @@ async fn stop_cuts_a_long_retry_short_and_reports_the_failing_event() {
         "{stopped:?}"
     );
     assert_eq!(store.load_checkpoint("notes").await.unwrap(), 1);
+}
+
+/// The events a handler across the two note aggregates takes, each still typed.
+#[derive(Debug, Clone, PartialEq)]
+enum Paper {
+    Note(NoteEvent),
+    Notebook(NoteEvent),
+}
+
+/// Records every note and notebook event it is given, in the order given.
+#[derive(Clone, Default)]
+struct PaperTrail {
+    seen: Arc<Mutex<Vec<(u64, Paper)>>>,
+}
+
+#[async_trait]
+impl MultiEventHandler for PaperTrail {
+    type Event = Paper;
+    fn name(&self) -> &str {
+        "paper-trail"
+    }
+    fn sources(&self) -> Sources<Paper> {
+        Sources::new()
+            .with::<Note>(Paper::Note)
+            .with::<Notebook>(Paper::Notebook)
+    }
+    async fn handle(&self, event: &EventEnvelope<Paper>) -> Result<(), HandlerError> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((event.position, event.event.clone()));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_handler_of_several_aggregates_gets_each_typed_in_global_order_from_one_filtered_read() {
+    let counting = Counting::default();
+    let store = counting.inner.clone();
+    let written = |text: &str| NoteEvent::Written {
+        text: text.to_owned(),
+    };
+    write(&store, "a", &["one"]).await;
+    Repository::<Notebook, _>::new(store.clone())
+        .execute("x", "two|three".to_owned())
+        .await
+        .unwrap();
+    // Events of neither aggregate, in between: not read at all.
+    for _ in 0..3 {
+        store
+            .append("Other-1", ExpectedVersion::Any, vec![other_event()])
+            .await
+            .unwrap();
+    }
+    write(&store, "b", &["four"]).await;
+
+    let trail = PaperTrail::default();
+    let consumer = HandlerConsumer::new(trail.clone(), store.clone());
+    assert_eq!(
+        consumer.filter(),
+        EventFilter::all().with_categories(["Note", "Notebook"])
+    );
+    let subscription = Subscription::new("paper", counting.clone(), consumer);
+    assert_eq!(subscription.catch_up().await.unwrap(), 7);
+    assert_eq!(
+        *trail.seen.lock().unwrap(),
+        [
+            (1, Paper::Note(written("one"))),
+            (2, Paper::Notebook(written("two"))),
+            (3, Paper::Notebook(written("three"))),
+            (7, Paper::Note(written("four"))),
+        ]
+    );
+    assert_eq!(
+        counting.log_events_read.load(Ordering::SeqCst),
+        4,
+        "the other aggregate's events were read"
+    );
+    assert_eq!(
+        counting.log_reads.load(Ordering::SeqCst),
+        1,
+        "one read took both aggregates' events"
+    );
+}
+
+/// An event of a stream no handler here takes.
+fn other_event() -> NewEvent {
+    cqrs_core::codec::encode(
+        &NoteEvent::Written {
+            text: "other".to_owned(),
+        },
+        &Metadata::new(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn lag_is_the_head_its_consumer_takes_minus_the_checkpoint() {
+    let store = MemoryStore::new();
+    write(&store, "a", &["one", "two"]).await;
+    // A notebook event after them: not the consumer's, so not lag.
+    Repository::<Notebook, _>::new(store.clone())
+        .execute("x", "n".to_owned())
+        .await
+        .unwrap();
+    let subscription = Subscription::new(
+        "lagging",
+        store.clone(),
+        HandlerConsumer::new(Recorder::named("r"), store.clone()),
+    );
+    let lag = subscription.lag().await.unwrap();
+    assert_eq!((lag.head, lag.checkpoint, lag.behind()), (2, 0, 2));
+    subscription.catch_up().await.unwrap();
+    assert_eq!(subscription.lag().await.unwrap().behind(), 0);
+    write(&store, "a", &["three"]).await;
+    let lag = subscription.lag().await.unwrap();
+    assert_eq!((lag.head, lag.checkpoint, lag.behind()), (4, 2, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_share_one_progress_handle_to_read_their_own_writes() {
+    let store = MemoryStore::new();
+    let recorder = Recorder::named("r");
+    let consumer = HandlerConsumer::new(recorder.clone(), store.clone());
+    let running = Subscription::new("shared", store.clone(), consumer).start();
+    let progress = running.progress();
+    let tasks: Vec<_> = (0..8)
+        .map(|task| {
+            let (store, progress, recorder) = (store.clone(), progress.clone(), recorder.clone());
+            tokio::spawn(async move {
+                let text = format!("task {task}");
+                let committed = Repository::<Note, _>::new(store)
+                    .execute(&format!("n{task}"), text.clone())
+                    .await
+                    .unwrap();
+                progress.wait_for(committed.position()).await.unwrap();
+                assert!(recorder.texts().contains(&text), "{text} not handled yet");
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let lag = running.lag();
+    assert_eq!((lag.checkpoint, lag.behind()), (8, 0));
+    running.stop().await.unwrap();
+    // Stopped: waiting for what it will never handle says so instead of hanging.
+    match progress.wait_for(9).await {
+        Err(SubscriptionError::NotRunning { subscription }) => assert_eq!(subscription, "shared"),
+        other => panic!("expected NotRunning, got {other:?}"),
+    }
+    assert!(
+        progress.wait_for(8).await.is_ok(),
+        "reached before it stopped"
+    );
 }

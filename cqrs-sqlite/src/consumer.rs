@@ -1,7 +1,7 @@
-//! [`ProjectionConsumer`]: a [`Projection`] fed by a subscription, each page committed
+//! [`ProjectionConsumer`]: a projection (of one aggregate or of several) fed by a subscription, each page committed
 //! together with the subscription's checkpoint.
 
-use crate::projection::{AnyProjection, Projection};
+use crate::projection::{AnyProjection, MultiProjection};
 use crate::store::SqliteStore;
 use async_trait::async_trait;
 use cqrs_core::{CheckpointStore, Consumer, EventFilter, HandlerError, RecordedEvent, StoreError};
@@ -13,7 +13,7 @@ impl SqliteStore {
     /// a crash can neither lose an event nor apply one twice. Creates its tables first.
     pub async fn projection_consumer(
         &self,
-        projection: impl Projection,
+        projection: impl MultiProjection,
     ) -> Result<ProjectionConsumer, StoreError> {
         Ok(ProjectionConsumer {
             store: self.clone(),
@@ -22,7 +22,7 @@ impl SqliteStore {
     }
 }
 
-/// Feeds a [`Projection`] from a subscription, committing each event's changes with the
+/// Feeds a [`Projection`](crate::Projection) or a [`MultiProjection`] from a subscription, committing each event's changes with the
 /// checkpoint (see [`SqliteStore::projection_consumer`]).
 pub struct ProjectionConsumer {
     store: SqliteStore,
@@ -31,7 +31,7 @@ pub struct ProjectionConsumer {
 
 #[async_trait]
 impl Consumer for ProjectionConsumer {
-    /// The events of the projection's aggregate type: a subscription reads nothing else.
+    /// The events of the projection's aggregate types: a subscription reads nothing else.
     fn filter(&self) -> EventFilter {
         self.projection.filter()
     }

@@ -55,7 +55,7 @@ mod synchronous;
 pub use consumer::ProjectionConsumer;
 pub use error::SqliteError;
 pub use options::SqliteOptions;
-pub use projection::{ProjectedEvent, Projection};
+pub use projection::{MultiProjection, ProjectedEvent, Projection};
 /// The rusqlite version projections are written against, so applications use the same one.
 pub use rusqlite;
 pub use sql::schema::{APPLICATION_ID, SCHEMA_VERSION};

@@ -6,7 +6,7 @@ use crate::error::{store_error, SqliteError};
 use crate::options::SqliteOptions;
 use crate::page::{Page, Range};
 use crate::panics::lock;
-use crate::projection::{erase, AnyProjection, Projection};
+use crate::projection::{erase, AnyProjection, MultiProjection};
 use crate::run::paging::PagedReads;
 use crate::run::paging::{AHEAD_ROWS, INLINE_ROWS};
 use crate::run::readers::Readers;
@@ -16,6 +16,7 @@ use crate::sql::{checkpoints, events, schema, snapshots};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_core::backend::{check_limit, check_log_read, validate_stream_id};
+use cqrs_core::tracking::{check_passed, check_tracking, AppendBatch, TrackingStore};
 use cqrs_core::{
     visit_each, Appended, CheckpointStore, Direction, EventStore, ExpectedVersion, LogRead,
     NewEvent, PositionWatch, RecordedEvent, Snapshot, SnapshotStore, StoreError, Visitor,
@@ -88,7 +89,7 @@ impl SqliteStore {
     /// the same file must register the same projection. Events stored before the
     /// projection was added are not projected: fill the read model from them first with
     /// [`SqliteStore::projection_consumer`] and a subscription's `rebuild`.
-    pub async fn add_projection(&self, projection: impl Projection) -> Result<(), StoreError> {
+    pub async fn add_projection(&self, projection: impl MultiProjection) -> Result<(), StoreError> {
         let projection = self.set_up(projection).await?;
         let mut inline = lock(&self.inline);
         let mut projections = inline.to_vec();
@@ -112,7 +113,7 @@ impl SqliteStore {
     /// Erases `projection` and creates its tables through the writer.
     pub(crate) async fn set_up(
         &self,
-        projection: impl Projection,
+        projection: impl MultiProjection,
     ) -> Result<Arc<dyn AnyProjection>, StoreError> {
         let erased = erase(projection);
         let setup = Arc::clone(&erased);
@@ -154,6 +155,17 @@ impl SqliteStore {
                 checkpoints::write(conn, &subscription, 0)
             })
             .await
+    }
+
+    /// Moves the append signal on to `position`, never back.
+    fn announce(&self, position: u64) {
+        self.appended.send_if_modified(|latest| {
+            let newer = position > *latest;
+            if newer {
+                *latest = position;
+            }
+            newer
+        });
     }
 
     /// Reads a page, with the checks that find the events its `WHERE` cannot see: for a
@@ -301,13 +313,7 @@ impl EventStore for SqliteStore {
             })
             .await?;
         if let Some(last) = appended.events.last() {
-            self.appended.send_if_modified(|latest| {
-                let newer = last.position > *latest;
-                if newer {
-                    *latest = last.position;
-                }
-                newer
-            });
+            self.announce(last.position);
         }
         Ok(appended)
     }
@@ -415,6 +421,51 @@ impl EventStore for SqliteStore {
 
     fn appends(&self) -> Option<PositionWatch> {
         Some(self.appended.subscribe())
+    }
+}
+
+/// One writer job: the checkpoint checked and every append made (each with the inline
+/// projections) in the job's savepoint, so a refusal rolls all of it back.
+#[async_trait]
+impl TrackingStore for SqliteStore {
+    async fn append_batch(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
+        check_tracking(batch.tracking.as_ref())?;
+        for append in &batch.appends {
+            validate_stream_id(&append.stream_id)?;
+        }
+        let projections = Arc::clone(&lock(&self.inline));
+        let outcomes = self
+            .writer
+            .run(move |conn| {
+                if let Some(tracking) = &batch.tracking {
+                    check_passed(tracking, checkpoints::read(conn, &tracking.subscription)?)?;
+                }
+                let mut outcomes = Vec::with_capacity(batch.appends.len());
+                for append in batch.appends {
+                    let appended =
+                        events::append(conn, &append.stream_id, append.expected, append.events)?;
+                    for event in &appended.events {
+                        for projection in projections.iter() {
+                            projection.project(conn, event)?;
+                        }
+                    }
+                    outcomes.push(appended);
+                }
+                if let Some(tracking) = &batch.tracking {
+                    checkpoints::write(conn, &tracking.subscription, tracking.position)?;
+                }
+                Ok(outcomes)
+            })
+            .await?;
+        let last = outcomes
+            .iter()
+            .filter_map(|appended| appended.events.last())
+            .map(|event| event.position)
+            .max();
+        if let Some(last) = last {
+            self.announce(last);
+        }
+        Ok(outcomes)
     }
 }
 

@@ -31,6 +31,7 @@ async fn temp_store() -> TempStore {
 cqrs_core::store_conformance_tests!(temp_store());
 cqrs_core::snapshot_store_conformance_tests!(temp_store());
 cqrs_core::checkpoint_store_conformance_tests!(temp_store());
+cqrs_core::tracking_store_conformance_tests!(temp_store());
 cqrs_core::gap_free_positions_conformance_tests!(temp_store());
 
 proptest! {

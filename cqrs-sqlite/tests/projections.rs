@@ -2,13 +2,14 @@
 //! back with it) and subscriptions whose checkpoint commits with the read model, including
 //! a subscription process killed mid-way and restarted.
 
+use cqrs_core::testing::toy::tagged_event;
 use cqrs_core::testing::toy::{Tally, TallyCommand, TallyEvent};
 use cqrs_core::{
-    Aggregate, CheckpointStore, Consumer, EventFilter, EventStore, ExpectedVersion, HandlerError,
-    RepositoryError, RetryPolicy, StoreError, Subscription,
+    Aggregate, CheckpointStore, Consumer, EventEnvelope, EventFilter, EventStore, ExpectedVersion,
+    HandlerError, RepositoryError, RetryPolicy, Sources, StoreError, Subscription,
 };
 use cqrs_core::{Repository, SubscriptionError};
-use cqrs_sqlite::{ProjectedEvent, Projection, SqliteStore};
+use cqrs_sqlite::{MultiProjection, ProjectedEvent, Projection, SqliteStore};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::time::Duration;
@@ -383,4 +384,119 @@ async fn checkpoints_survive_reopening_the_file() {
     let reopened = SqliteStore::open(&path).await.unwrap();
     assert_eq!(reopened.load_checkpoint("relay").await.unwrap(), 42);
     assert_eq!(reopened.load_checkpoint("unknown").await.unwrap(), 0);
+}
+
+/// A second aggregate type with the tally's events and rules, in streams `Ledger-*`.
+#[derive(Debug, Default)]
+struct Ledger(Tally);
+impl Aggregate for Ledger {
+    const TYPE: &'static str = "Ledger";
+    type Command = TallyCommand;
+    type Event = TallyEvent;
+    type Error = <Tally as Aggregate>::Error;
+    fn handle(&self, command: TallyCommand) -> Result<Vec<TallyEvent>, Self::Error> {
+        self.0.handle(command)
+    }
+    fn apply(&mut self, event: &TallyEvent) {
+        self.0.apply(event);
+    }
+}
+
+/// The events of both aggregates, each typed by its source.
+enum Booked {
+    Tally(TallyEvent),
+    Ledger(TallyEvent),
+}
+
+/// `booked(position, source, n)`: one row per event of either aggregate.
+struct Bookings;
+
+impl MultiProjection for Bookings {
+    type Event = Booked;
+    fn name(&self) -> &str {
+        "bookings"
+    }
+    fn sources(&self) -> Sources<Booked> {
+        Sources::new()
+            .with::<Tally>(Booked::Tally)
+            .with::<Ledger>(Booked::Ledger)
+    }
+    fn setup(&self, conn: &Connection) -> Result<(), HandlerError> {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS booked (position INTEGER PRIMARY KEY, source TEXT, n INTEGER);",
+        )?;
+        Ok(())
+    }
+    fn apply(&self, conn: &Connection, event: &EventEnvelope<Booked>) -> Result<(), HandlerError> {
+        let (source, TallyEvent::Added { n }) = match &event.event {
+            Booked::Tally(added) => ("tally", added),
+            Booked::Ledger(added) => ("ledger", added),
+        };
+        conn.execute(
+            "INSERT INTO booked VALUES (?1, ?2, ?3)",
+            params![i64::try_from(event.position)?, source, n],
+        )?;
+        Ok(())
+    }
+    fn reset(&self, conn: &Connection) -> Result<(), HandlerError> {
+        conn.execute_batch("DELETE FROM booked;")?;
+        Ok(())
+    }
+}
+
+fn bookings(path: &Path) -> Vec<(i64, String, i64)> {
+    let conn = Connection::open(path).unwrap();
+    let mut statement = conn
+        .prepare("SELECT position, source, n FROM booked ORDER BY position")
+        .unwrap();
+    statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_projection_of_several_aggregates_takes_each_typed_in_global_order() {
+    let (_dir, path, store) = fresh().await;
+    let tallies = Repository::<Tally, _>::new(store.clone());
+    let ledgers = Repository::<Ledger, _>::new(store.clone());
+    tallies.execute("a", add(vec![1])).await.unwrap();
+    ledgers.execute("a", add(vec![2, 3])).await.unwrap();
+    store
+        .append("Other-1", ExpectedVersion::Any, vec![tagged_event("x")])
+        .await
+        .unwrap();
+    tallies.execute("b", add(vec![4])).await.unwrap();
+
+    // Fed by a subscription: one filtered read, the checkpoint in the same transaction.
+    let consumer = store.projection_consumer(Bookings).await.unwrap();
+    assert_eq!(
+        consumer.filter(),
+        EventFilter::all().with_categories(["Tally", "Ledger"])
+    );
+    let subscription = Subscription::new("bookings", store.clone(), consumer);
+    assert_eq!(subscription.catch_up().await.unwrap(), 5);
+    let expected = |rows: &[(i64, &str, i64)]| -> Vec<(i64, String, i64)> {
+        rows.iter()
+            .map(|(p, s, n)| (*p, (*s).to_owned(), *n))
+            .collect()
+    };
+    assert_eq!(
+        bookings(&path),
+        expected(&[
+            (1, "tally", 1),
+            (2, "ledger", 2),
+            (3, "ledger", 3),
+            (5, "tally", 4)
+        ])
+    );
+    assert_eq!(store.load_checkpoint("bookings").await.unwrap(), 5);
+    assert_eq!(subscription.rebuild().await.unwrap(), 5);
+    assert_eq!(bookings(&path).len(), 4, "rebuilt from the start, once");
+
+    // Inline: committed with each append of either aggregate.
+    store.add_projection(Bookings).await.unwrap();
+    ledgers.execute("b", add(vec![6])).await.unwrap();
+    assert_eq!(bookings(&path).last(), Some(&(6, "ledger".to_owned(), 6)));
 }

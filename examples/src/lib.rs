@@ -1,7 +1,9 @@
 //! Runnable example domains of the framework: the cart (also what the benchmark runs), the
 //! "minimum CQRS" orders, library lending and user onboarding (aggregates kept consistent by
-//! subscriptions), and demos that run them on any event store.
+//! subscriptions), bank transfers (a process manager across aggregates, exactly once), and
+//! demos that run them on any event store.
 
+pub mod bank;
 pub mod cart;
 pub mod demo;
 pub mod library;

@@ -1,5 +1,5 @@
 //! `cqrs-examples [--data-dir DIR]`: runs every example in sequence (cart, orders and their
-//! read models, library, onboarding), each on its own SQLite file (by default in a fresh temp
+//! read models, library, onboarding, bank transfers), each on its own SQLite file (by default in a fresh temp
 //! directory removed at the end). The onboarding story also prints the framework's trace.
 
 use clap::Parser;
@@ -7,7 +7,8 @@ use cqrs_examples::demo::{self, DataDirArg, DemoError};
 use cqrs_sqlite::SqliteStore;
 
 /// Runs every example in sequence (cart, orders and their read models, library lending, user
-/// onboarding with its trace), each on its own SQLite file.
+/// onboarding with its trace, bank transfers run by a process manager), each on its own SQLite
+/// file.
 #[derive(Debug, Parser)]
 #[command(name = "cqrs-examples")]
 struct Cli {
@@ -26,6 +27,7 @@ async fn main() -> Result<(), DemoError> {
     demo::orders::run(orders.clone(), &mut out).await?;
     demo::read_models::run(orders, &mut out).await?;
     demo::library::run(open("library.db").await?, &mut out).await?;
+    demo::bank::run(open("bank.db").await?, &mut out).await?;
     demo::print_traces();
     demo::onboarding::run(open("onboarding.db").await?, &mut out).await?;
     Ok(())

@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 
 /// Each binary with the flags its usage names.
-const BINARIES: [(&str, &str, &[&str]); 5] = [
+const BINARIES: [(&str, &str, &[&str]); 6] = [
     (
         "cqrs-examples",
         env!("CARGO_BIN_EXE_cqrs-examples"),
@@ -17,6 +17,11 @@ const BINARIES: [(&str, &str, &[&str]); 5] = [
         "onboarding",
         env!("CARGO_BIN_EXE_onboarding"),
         &["--data-dir"],
+    ),
+    (
+        "bank",
+        env!("CARGO_BIN_EXE_bank"),
+        &["--data-dir", "--settle"],
     ),
 ];
 

@@ -18,6 +18,7 @@ use crate::snapshot::{Snapshot, SnapshotStore};
 use crate::store::{EventStore, ExpectedVersion, StoreError};
 use crate::subscription::CheckpointStore;
 use crate::testing::toy::tagged_event;
+use crate::tracking::{AppendBatch, TrackingStore};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, HashSet};
 use std::ops::ControlFlow;
@@ -1319,6 +1320,175 @@ pub async fn checkpoints_start_at_zero_and_keep_the_latest<S: CheckpointStore>(s
     );
 }
 
+/// A batch appends to several streams (twice to one, the second after the first) and
+/// records the subscription's checkpoint, together; later batches of the same subscription
+/// move it on.
+pub async fn batches_commit_appends_and_checkpoint_together<S: TrackingStore>(store: &S) {
+    let (first, second, subscription) = (new_stream(), new_stream(), new_stream());
+    store
+        .append(&first, ExpectedVersion::NoStream, events("old", 1))
+        .await
+        .unwrap();
+    let (one, two, three) = (events("a", 2), events("b", 1), events("c", 1));
+    let batch = AppendBatch::new()
+        .append(&first, ExpectedVersion::Exact(1), one.clone())
+        .append(&second, ExpectedVersion::NoStream, two.clone())
+        .append(&first, ExpectedVersion::Exact(3), three.clone())
+        .tracking(&subscription, 40);
+    let outcomes = store.append_batch(batch).await.unwrap();
+    let versions: Vec<u64> = outcomes.iter().map(|appended| appended.version).collect();
+    assert_eq!(versions, [3, 1, 4], "each append's version, in batch order");
+    let stored = read_whole_stream(store, &first).await;
+    assert_eq!(stored.len(), 4);
+    for (stored, written) in stored[1..].iter().zip(one.iter().chain(&three)) {
+        assert_same_event(stored, written);
+    }
+    assert_same_event(&read_whole_stream(store, &second).await[0], &two[0]);
+    assert_eq!(
+        outcomes[2].events[0], stored[3],
+        "the outcome is the event as stored"
+    );
+    assert_eq!(store.load_checkpoint(&subscription).await.unwrap(), 40);
+    // Only a checkpoint, no append: a reaction that issued no command.
+    let outcomes = store
+        .append_batch(AppendBatch::new().tracking(&subscription, 41))
+        .await
+        .unwrap();
+    assert!(outcomes.is_empty());
+    assert_eq!(store.load_checkpoint(&subscription).await.unwrap(), 41);
+    // No checkpoint: appends only, the checkpoint left alone.
+    store
+        .append_batch(AppendBatch::new().append(&second, ExpectedVersion::Exact(1), events("d", 1)))
+        .await
+        .unwrap();
+    assert_eq!(store.stream_version(&second).await.unwrap(), Some(2));
+    assert_eq!(store.load_checkpoint(&subscription).await.unwrap(), 41);
+}
+
+/// A batch is refused whole, changing nothing (no event, no checkpoint): for a checkpoint
+/// not past the stored one ([`StoreError::CheckpointPassed`]), a checkpoint of 0, a wrong
+/// expected version or a taken event id in any of its appends, or an invalid stream id.
+pub async fn refused_batches_change_nothing<S: TrackingStore>(store: &S) {
+    let (stream, fresh, subscription) = (new_stream(), new_stream(), new_stream());
+    store
+        .append(&stream, ExpectedVersion::NoStream, events("x", 2))
+        .await
+        .unwrap();
+    store.save_checkpoint(&subscription, 10).await.unwrap();
+    let taken = read_whole_stream(store, &stream).await[0].event_id;
+    let mut duplicate = events("dup", 1);
+    duplicate[0].event_id = taken;
+    let good = || AppendBatch::new().append(&fresh, ExpectedVersion::NoStream, events("n", 2));
+    let refusals = [
+        (
+            good().tracking(&subscription, 10),
+            "a checkpoint equal to the stored one",
+        ),
+        (
+            good().tracking(&subscription, 9),
+            "a checkpoint before the stored one",
+        ),
+        (good().tracking(&subscription, 0), "a checkpoint of 0"),
+        (
+            good()
+                .append(&stream, ExpectedVersion::Exact(1), events("late", 1))
+                .tracking(&subscription, 11),
+            "a wrong expected version in the last append",
+        ),
+        (
+            good()
+                .append(&stream, ExpectedVersion::Exact(2), duplicate)
+                .tracking(&subscription, 11),
+            "a taken event id in the last append",
+        ),
+        (
+            good()
+                .append("", ExpectedVersion::Any, events("e", 1))
+                .tracking(&subscription, 11),
+            "an empty stream id",
+        ),
+    ];
+    let before = read_whole_log(store).await.len();
+    for (batch, why) in refusals {
+        let outcome = store.append_batch(batch).await;
+        match (&outcome, why) {
+            (
+                Err(StoreError::CheckpointPassed {
+                    subscription: name,
+                    position,
+                    checkpoint,
+                }),
+                _,
+            ) if why.contains("stored") => {
+                assert_eq!((name, *checkpoint), (&subscription, 10), "{why}");
+                assert!(*position <= 10, "{why}");
+            }
+            (Err(StoreError::InvalidArgument { .. }), _) if why.contains("of 0") => {}
+            (Err(StoreError::WrongExpectedVersion { .. }), _) if why.contains("expected") => {}
+            (Err(StoreError::DuplicateEventId { event_id, .. }), _) if why.contains("taken") => {
+                assert_eq!(*event_id, taken);
+            }
+            (Err(StoreError::InvalidStreamId { .. }), _) if why.contains("stream id") => {}
+            _ => panic!("{why}: expected its own refusal, got {outcome:?}"),
+        }
+        assert_eq!(
+            store.stream_version(&fresh).await.unwrap(),
+            None,
+            "{why}: the batch's other append stayed"
+        );
+        assert_eq!(
+            store.stream_version(&stream).await.unwrap(),
+            Some(2),
+            "{why}"
+        );
+        assert_eq!(read_whole_log(store).await.len(), before, "{why}");
+        assert_eq!(
+            store.load_checkpoint(&subscription).await.unwrap(),
+            10,
+            "{why}: the checkpoint moved"
+        );
+    }
+    // The same batch, with its checkpoint past the stored one, commits.
+    store
+        .append_batch(good().tracking(&subscription, 11))
+        .await
+        .unwrap();
+    assert_eq!(store.stream_version(&fresh).await.unwrap(), Some(2));
+}
+
+/// Batches reacting to the same event of the same subscription, raced from many tasks
+/// (two processes running one subscription, say), commit exactly once: the others are
+/// [`StoreError::CheckpointPassed`] and append nothing.
+pub async fn one_batch_per_tracked_event_under_concurrency<S: TrackingStore>(store: &S) {
+    let (stream, subscription) = (new_stream(), new_stream());
+    for position in [5_u64, 6] {
+        let outcomes = run_on_threads(WRITERS, |writer| {
+            store.append_batch(
+                AppendBatch::new()
+                    .append(
+                        &stream,
+                        ExpectedVersion::Any,
+                        events(&format!("w{writer}"), 1),
+                    )
+                    .tracking(&subscription, position),
+            )
+        });
+        let committed = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+        assert_eq!(
+            committed, 1,
+            "batches tracking position {position}: {outcomes:?}"
+        );
+        for outcome in &outcomes {
+            assert!(
+                matches!(outcome, Ok(_) | Err(StoreError::CheckpointPassed { .. })),
+                "{outcome:?}"
+            );
+        }
+    }
+    assert_eq!(read_whole_stream(store, &stream).await.len(), 2);
+    assert_eq!(store.load_checkpoint(&subscription).await.unwrap(), 6);
+}
+
 /// A snapshot store keeps the latest snapshot per stream, byte for byte, and never lets an
 /// older one replace a newer.
 pub async fn snapshots_keep_the_latest<S: SnapshotStore>(store: &S) {
@@ -1378,6 +1548,19 @@ macro_rules! checkpoint_store_conformance_tests {
     ($make:expr) => {
         $crate::store_conformance_tests!(@each $make;
             checkpoints_start_at_zero_and_keep_the_latest,
+        );
+    };
+}
+
+/// One `#[tokio::test]` per check of [`TrackingStore`]'s batches, each on a fresh store
+/// (see [`store_conformance_tests!`](crate::store_conformance_tests)).
+#[macro_export]
+macro_rules! tracking_store_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@each $make;
+            batches_commit_appends_and_checkpoint_together,
+            refused_batches_change_nothing,
+            one_batch_per_tracked_event_under_concurrency,
         );
     };
 }

@@ -6,7 +6,10 @@
 //! - [`read_models`]: an after-commit handler vs an inline projection when the read model fails.
 //! - [`library`]: a subscription keeps members' loans in step with books (eventual consistency).
 //! - [`onboarding`]: a subscription turns a new user into onboarding tasks, traced end to end.
+//! - [`bank`]: transfers between accounts run by a process manager, exactly once, with
+//!   compensation when the target refuses the money.
 
+pub mod bank;
 pub mod cart;
 mod data_dir;
 pub mod library;
