@@ -155,6 +155,20 @@ impl Page {
         })
     }
 
+    /// The page of `limit` events that follows this one if it comes back full and its keys
+    /// have no gaps, so that it can be read before this one is (`None` where keys are not
+    /// dense: backward and filtered reads).
+    pub fn following(&self, limit: usize) -> Option<Page> {
+        if limit == 0 {
+            return None;
+        }
+        let both = Page {
+            range: self.range.clone(),
+            limit: self.limit.checked_add(limit)?,
+        };
+        both.split_at(self.limit).map(|(_, following)| following)
+    }
+
     /// The page cut after its first `rows` keys, for reading both parts at once: the high
     /// part starts `rows` keys past the start, which is where the low one ends when the keys
     /// have no gaps (the caller checks that they join up). `None` for backward and
@@ -305,6 +319,22 @@ mod tests {
         );
         assert_eq!(backward.next(&last), None);
         assert_eq!(backward.split_at(5), None);
+    }
+
+    #[test]
+    fn the_following_page_starts_where_a_full_dense_page_ends() {
+        assert_eq!(global(10, 5).following(3), Some(global(15, 3)));
+        assert_eq!(global(10, 5).following(0), None);
+        let filtered = Page::of_log(&LogRead {
+            filter: EventFilter::all().with_categories(["c"]),
+            ..LogRead::forward(10, 5)
+        });
+        assert_eq!(
+            filtered.following(3),
+            None,
+            "positions of a filter have gaps"
+        );
+        assert_eq!(global(u64::MAX - 2, 5).following(3), None);
     }
 
     #[test]

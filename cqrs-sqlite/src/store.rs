@@ -2,6 +2,7 @@
 //! what is stored (the SQL in [`crate::sql`]) to how it runs (the writer, the readers and
 //! the paging in [`crate::run`]).
 
+use crate::buffer::EventBuffer;
 use crate::error::{store_error, SqliteError};
 use crate::options::SqliteOptions;
 use crate::page::{Page, Range};
@@ -22,9 +23,11 @@ use cqrs_core::{
     NewEvent, PositionWatch, RecordedEvent, Snapshot, SnapshotStore, StoreError, Visitor,
 };
 use rusqlite::Connection;
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 /// The inline projections an append runs, in the order they were added.
@@ -212,12 +215,13 @@ impl SqliteStore {
 
 impl SqliteStore {
     /// Hands up to `limit` events of `range` to `visit`, borrowed, page by page: the first
-    /// page of [`INLINE_ROWS`] on the caller's thread; if it came back full, each next
-    /// page of [`AHEAD_ROWS`] is read on the blocking pool while the caller visits the one
-    /// before (a long replay or catch-up then reads on one core and decodes on the other).
-    /// A stream's versions are checked as they come: an event after a gap is never handed
-    /// on; `check` sees each page's versions (the page cut to what was handed if `visit`
-    /// stopped it).
+    /// page of [`INLINE_ROWS`] on the caller's thread; if it came back full, the next
+    /// pages of [`AHEAD_ROWS`] are read on the blocking pool while the caller visits the
+    /// one before, two at once where keys are dense (the second one starting where the
+    /// first would end; dropped if the first ends elsewhere): a long replay or catch-up
+    /// reads on both cores while the caller decodes. A stream's versions are checked as
+    /// they come: an event after a gap is never handed on; `check` sees each page's
+    /// versions (the page cut to what was handed if `visit` stopped it).
     async fn visit_pages(
         &self,
         range: Range,
@@ -225,6 +229,14 @@ impl SqliteStore {
         visit: &mut Visitor<'_>,
         check: impl Fn(&Page, &[u64]) -> Result<(), StoreError>,
     ) -> Result<usize, StoreError> {
+        type Ahead = (Page, JoinHandle<Result<EventBuffer, StoreError>>);
+        let read = |page: Page| -> Ahead {
+            let reading = page.clone();
+            let handle = self
+                .readers
+                .spawn(move |conn| events::read_buffer(conn, &reading));
+            (page, handle)
+        };
         let mut visited = 0;
         let mut page = Page {
             range,
@@ -233,20 +245,33 @@ impl SqliteStore {
         let mut buffer = self
             .readers
             .inline(|conn| events::read_buffer(conn, &page))?;
+        let mut ahead: VecDeque<Ahead> = VecDeque::new();
         loop {
-            let full = buffer.len() == page.limit;
             let after = visited + buffer.len();
             let next = match buffer.last() {
-                Some(last) if full && after < limit => page.range.after(last).map(|range| Page {
-                    range,
-                    limit: (limit - after).min(AHEAD_ROWS),
-                }),
+                Some(last) if buffer.len() == page.limit && after < limit => {
+                    page.range.after(last).map(|range| Page {
+                        range,
+                        limit: (limit - after).min(AHEAD_ROWS),
+                    })
+                }
                 _ => None,
             };
-            let ahead = next.clone().map(|next| {
-                self.readers
-                    .spawn(move |conn| events::read_buffer(conn, &next))
-            });
+            // What is in flight is kept only if it starts exactly where this page ended.
+            if ahead.front().map(|(first, _)| Some(first)) != Some(next.as_ref()) {
+                ahead.clear();
+            }
+            if let Some(next) = &next {
+                if ahead.is_empty() {
+                    ahead.push_back(read(next.clone()));
+                }
+                if ahead.len() == 1 {
+                    let left = limit - after - next.limit;
+                    if let Some(following) = next.following(left.min(AHEAD_ROWS)) {
+                        ahead.push_back(read(following));
+                    }
+                }
+            }
             let mut versions = Vec::with_capacity(buffer.len());
             let mut stopped = false;
             let mut expected = page.range.first_version();
@@ -267,10 +292,10 @@ impl SqliteStore {
                 ..page
             };
             check(&checked, &versions)?;
-            let (Some(next), Some(ahead), false) = (next, ahead, stopped) else {
+            let (false, Some((next, reading))) = (stopped, ahead.pop_front()) else {
                 return Ok(visited);
             };
-            buffer = ahead
+            buffer = reading
                 .await
                 .map_err(|e| SqliteError::ReadTask(e.to_string()))??;
             page = next;

@@ -156,6 +156,27 @@ async fn gaps_in_positions_never_duplicate_or_drop_events() {
         positions(&from_late),
         (2000..=2400).chain([9000]).collect::<Vec<_>>()
     );
+    // A visit reads pages ahead assuming no gap, and reads again where one is.
+    let visited = |from, limit| {
+        let store = store.clone();
+        async move {
+            let mut seen = Vec::new();
+            store
+                .visit_log(&LogRead::forward(from, limit), &mut |event| {
+                    seen.push(event.position);
+                    std::ops::ControlFlow::Continue(())
+                })
+                .await
+                .unwrap();
+            seen
+        }
+    };
+    assert_eq!(visited(1, usize::MAX).await, expected);
+    assert_eq!(visited(1, 2000).await, expected[..2000]);
+    assert_eq!(
+        visited(2000, 4096).await,
+        (2000..=2400).chain([9000]).collect::<Vec<_>>()
+    );
 }
 
 /// A page read ahead is used only if it came back full: one that was short may miss
