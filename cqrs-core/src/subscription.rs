@@ -533,23 +533,17 @@ impl<S: EventStore + Clone> Subscription<S> {
 
     /// The position of the latest event the consumer takes (0: none).
     async fn head(&self) -> Result<u64, SubscriptionError> {
-        let newest = LogRead::backward(u64::MAX, 1).matching(self.filter.clone());
-        let events = self
-            .retry
-            .run(self.stopped.as_ref(), || async {
-                self.store
-                    .read_log(&newest)
-                    .await
-                    .map_err(HandlerError::from)
-            })
-            .await
-            .map_err(|(source, attempts)| self.unavailable("read the log", source, attempts))?;
-        Ok(events.first().map_or(0, |event| event.position))
+        self.newest(self.filter.clone()).await
     }
 
     /// The position of the latest event in the log (0: none), whatever its kind.
     async fn log_end(&self) -> Result<u64, SubscriptionError> {
-        let newest = LogRead::backward(u64::MAX, 1);
+        self.newest(EventFilter::all()).await
+    }
+
+    /// The position of the latest event `filter` takes (0: none).
+    async fn newest(&self, filter: EventFilter) -> Result<u64, SubscriptionError> {
+        let newest = LogRead::backward(u64::MAX, 1).matching(filter);
         let events = self
             .retry
             .run(self.stopped.as_ref(), || async {
