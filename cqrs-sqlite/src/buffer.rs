@@ -56,11 +56,6 @@ impl EventBuffer {
         self.events.push(buffered);
     }
 
-    /// How many events it holds.
-    pub fn len(&self) -> usize {
-        self.events.len()
-    }
-
     /// Its events, in the order they were pushed.
     pub fn iter(&self) -> impl Iterator<Item = EventRef<'_>> {
         self.events.iter().map(|event| EventRef {
@@ -73,13 +68,6 @@ impl EventBuffer {
             payload: &self.text[event.payload.clone()],
             recorded_at: event.recorded_at,
         })
-    }
-
-    /// The last event's version and position.
-    pub fn last(&self) -> Option<(u64, u64)> {
-        self.events
-            .last()
-            .map(|event| (event.version, event.position))
     }
 }
 
@@ -105,9 +93,7 @@ mod tests {
         for e in pushed {
             buffer.push(e);
         }
-        assert_eq!(buffer.len(), 3);
         assert_eq!(buffer.iter().collect::<Vec<_>>(), pushed);
-        assert_eq!(buffer.last(), Some((3, 13)));
-        assert_eq!(EventBuffer::default().last(), None);
+        assert_eq!(EventBuffer::default().iter().count(), 0);
     }
 }

@@ -19,11 +19,12 @@ use chrono::{DateTime, Utc};
 use cqrs_core::backend::{check_limit, check_log_read, validate_stream_id};
 use cqrs_core::tracking::{check_passed, check_tracking, AppendBatch, TrackingStore};
 use cqrs_core::{
-    visit_each, Appended, CheckpointStore, Direction, EventStore, ExpectedVersion, LogRead,
-    NewEvent, PositionWatch, RecordedEvent, Snapshot, SnapshotStore, StoreError, Visitor,
+    visit_each, Appended, CheckpointStore, Direction, EventRef, EventStore, ExpectedVersion,
+    LogRead, NewEvent, PositionWatch, RecordedEvent, Snapshot, SnapshotStore, StoreError, Visitor,
 };
 use rusqlite::Connection;
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -242,63 +243,114 @@ impl SqliteStore {
             range,
             limit: limit.min(INLINE_ROWS),
         };
-        let mut buffer = self
-            .readers
-            .inline(|conn| events::read_buffer(conn, &page))?;
+        // The first page straight from the rows (a short read, the usual one, is done).
+        let mut seen = PageVisit::new(&page);
+        self.readers.inline(|conn| {
+            events::visit(conn, &page, &mut |event| seen.offer(event, &mut *visit))
+        })?;
         let mut ahead: VecDeque<Ahead> = VecDeque::new();
         loop {
-            let after = visited + buffer.len();
-            let next = match buffer.last() {
-                Some(last) if buffer.len() == page.limit && after < limit => {
-                    page.range.after(last).map(|range| Page {
-                        range,
-                        limit: (limit - after).min(AHEAD_ROWS),
-                    })
+            check(&seen.checked(&page), &seen.versions)?;
+            visited += seen.handed;
+            let next = match seen.last {
+                Some(last) if !seen.stopped && seen.versions.len() == page.limit => {
+                    let left = limit - visited;
+                    page.range
+                        .after(last)
+                        .filter(|_| left > 0)
+                        .map(|range| Page {
+                            range,
+                            limit: left.min(AHEAD_ROWS),
+                        })
                 }
                 _ => None,
             };
+            let Some(next) = next else {
+                return Ok(visited);
+            };
             // What is in flight is kept only if it starts exactly where this page ended.
-            if ahead.front().map(|(first, _)| Some(first)) != Some(next.as_ref()) {
+            if ahead.front().map(|(first, _)| first) != Some(&next) {
                 ahead.clear();
+                ahead.push_back(read(next.clone()));
             }
-            if let Some(next) = &next {
-                if ahead.is_empty() {
-                    ahead.push_back(read(next.clone()));
-                }
-                if ahead.len() == 1 {
-                    let left = limit - after - next.limit;
-                    if let Some(following) = next.following(left.min(AHEAD_ROWS)) {
-                        ahead.push_back(read(following));
-                    }
+            if ahead.len() == 1 {
+                let left = limit - visited - next.limit;
+                if let Some(following) = next.following(left.min(AHEAD_ROWS)) {
+                    ahead.push_back(read(following));
                 }
             }
-            let mut versions = Vec::with_capacity(buffer.len());
-            let mut stopped = false;
-            let mut expected = page.range.first_version();
+            let Some((reading_page, reading)) = ahead.pop_front() else {
+                return Ok(visited); // not reached: `next` was just put in front
+            };
+            let buffer = reading
+                .await
+                .map_err(|e| SqliteError::ReadTask(e.to_string()))??;
+            page = reading_page;
+            seen = PageVisit::new(&page);
             for event in buffer.iter() {
-                versions.push(event.version);
-                if expected.is_some_and(|expected| event.version != expected) {
-                    break; // the check names the gap; nothing after it is handed on
-                }
-                expected = expected.map(|version| version.saturating_add(1));
-                visited += 1;
-                if visit(event).is_break() {
-                    stopped = true;
+                if seen.offer(event, &mut *visit).is_break() {
                     break;
                 }
             }
-            let checked = Page {
-                limit: if stopped { versions.len() } else { page.limit },
-                ..page
-            };
-            check(&checked, &versions)?;
-            let (false, Some((next, reading))) = (stopped, ahead.pop_front()) else {
-                return Ok(visited);
-            };
-            buffer = reading
-                .await
-                .map_err(|e| SqliteError::ReadTask(e.to_string()))??;
-            page = next;
+        }
+    }
+}
+
+/// What a visit saw of one page: the versions read (for the page's check), how many
+/// events it handed on, and whether the visitor stopped it.
+struct PageVisit {
+    versions: Vec<u64>,
+    expected: Option<u64>,
+    gap: bool,
+    handed: usize,
+    stopped: bool,
+    /// The version and position of the last row read.
+    last: Option<(u64, u64)>,
+}
+
+impl PageVisit {
+    fn new(page: &Page) -> Self {
+        Self {
+            versions: Vec::with_capacity(page.limit.min(INLINE_ROWS)),
+            expected: page.range.first_version(),
+            gap: false,
+            handed: 0,
+            stopped: false,
+            last: None,
+        }
+    }
+
+    /// Hands `event` to `visit` unless a version is missing before it: past a gap nothing
+    /// more is handed on, but the rest of the page is still read, so that a damaged row
+    /// there is named as a read names it, before the page's check names the gap.
+    fn offer(&mut self, event: EventRef<'_>, visit: &mut Visitor<'_>) -> ControlFlow<()> {
+        self.versions.push(event.version);
+        self.last = Some((event.version, event.position));
+        if self
+            .expected
+            .is_some_and(|expected| event.version != expected)
+        {
+            self.gap = true;
+        }
+        if self.gap {
+            return ControlFlow::Continue(());
+        }
+        self.expected = self.expected.map(|version| version.saturating_add(1));
+        self.handed += 1;
+        let flow = visit(event);
+        self.stopped = flow.is_break();
+        flow
+    }
+
+    /// The page as far as it was read: cut to what was handed if the visitor stopped it.
+    fn checked(&self, page: &Page) -> Page {
+        Page {
+            range: page.range.clone(),
+            limit: if self.stopped {
+                self.versions.len()
+            } else {
+                page.limit
+            },
         }
     }
 }
