@@ -63,6 +63,17 @@ pub enum PostgresError {
     /// The store's appender task is gone (its runtime shut down): nothing was appended.
     #[error("the store's appender stopped; nothing was appended")]
     AppenderStopped,
+    /// The server refused a statement.
+    #[error("PostgreSQL refused a statement: {message} (SQLSTATE {code})")]
+    Server {
+        /// The SQLSTATE code, e.g. `23505` for a unique violation.
+        code: String,
+        /// The server's message, with its detail when it gave one.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
     /// A value that PostgreSQL cannot store as given.
     #[error("{what} cannot be stored: {reason}")]
     Unstorable {
@@ -85,12 +96,25 @@ pub(crate) fn store_error(error: tokio_postgres::Error) -> StoreError {
     let busy = error.code().is_some_and(|code| {
         *code == SqlState::LOCK_NOT_AVAILABLE || *code == SqlState::QUERY_CANCELED
     });
-    if busy {
-        StoreError::Busy {
-            reason: error.to_string(),
+    let server = error.as_db_error().map(|db| {
+        let message = match db.detail() {
+            Some(detail) => format!("{}: {detail}", db.message()),
+            None => db.message().to_owned(),
+        };
+        (db.code().code().to_owned(), message)
+    });
+    match server {
+        Some((_, message)) if busy => StoreError::Busy { reason: message },
+        Some((code, message)) => PostgresError::Server {
+            code,
+            message,
+            source: error,
         }
-    } else {
-        StoreError::Backend(Box::new(error))
+        .into(),
+        None if busy => StoreError::Busy {
+            reason: error.to_string(),
+        },
+        None => StoreError::Backend(Box::new(error)),
     }
 }
 

@@ -122,8 +122,9 @@ async fn commit(
             }
         }
         Err(failure) => {
-            for (stream_id, reply) in replies {
-                let _ = reply.send(Err(failure.for_request(&stream_id)));
+            let errors = failure.into_errors(replies.iter().map(|(stream, _)| stream.as_str()));
+            for ((_, reply), error) in replies.into_iter().zip(errors) {
+                let _ = reply.send(Err(error));
             }
         }
     }

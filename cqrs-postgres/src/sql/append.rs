@@ -384,16 +384,31 @@ async fn rollback(client: &ClientWrapper) {
 }
 
 impl BatchFailure {
-    /// The error one append of the failed batch reports.
-    pub(crate) fn for_request(&self, stream_id: &str) -> StoreError {
-        match self {
-            BatchFailure::NotStored(error) => copy_error(error),
-            BatchFailure::Unknown(reason) => PostgresError::OutcomeUnknown {
-                stream_id: stream_id.to_owned(),
-                reason: reason.clone(),
-            }
-            .into(),
+    /// The error each append of the failed batch reports, given their streams: the first
+    /// gets the error itself, the others copies.
+    pub(crate) fn into_errors<'a>(
+        self,
+        streams: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<StoreError> {
+        let mut original = None;
+        let mut errors: Vec<StoreError> = streams
+            .into_iter()
+            .map(|stream_id| match &self {
+                BatchFailure::NotStored(error) => copy_error(error),
+                BatchFailure::Unknown(reason) => PostgresError::OutcomeUnknown {
+                    stream_id: stream_id.to_owned(),
+                    reason: reason.clone(),
+                }
+                .into(),
+            })
+            .collect();
+        if let BatchFailure::NotStored(error) = self {
+            original = Some(error);
         }
+        if let (Some(first), Some(error)) = (errors.first_mut(), original) {
+            *first = error;
+        }
+        errors
     }
 }
 
@@ -415,6 +430,7 @@ fn copy_error(error: &StoreError) -> StoreError {
             position: *position,
             reason: reason.clone(),
         },
+        StoreError::Backend(inner) => StoreError::Backend(inner.to_string().into()),
         other => StoreError::Backend(other.to_string().into()),
     }
 }
