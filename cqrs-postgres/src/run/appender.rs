@@ -71,6 +71,9 @@ async fn run(
     appended: Arc<watch::Sender<u64>>,
 ) {
     while let Some(first) = queue.recv().await {
+        // Lets the callers already woken (those the last batch answered) queue their next
+        // append before the batch is taken, so that they share its transaction.
+        tokio::task::yield_now().await;
         let mut events = first.request.events.len();
         let mut batch = vec![first];
         while batch.len() < MAX_APPENDS && events < MAX_EVENTS {
