@@ -53,10 +53,23 @@ pub(crate) fn target(config: &Config) -> String {
     )
 }
 
-/// Opens one connection, its driver spawned on `runtime`.
+/// Opens one connection on `runtime`, its driver spawned there: its socket belongs to that
+/// runtime's I/O driver, not to the caller's (which may be a short-lived one).
 pub(crate) async fn connect(
     config: &Config,
     runtime: &Handle,
+) -> Result<(Client, JoinHandle<()>), tokio_postgres::Error> {
+    match runtime.spawn(open(config.clone(), runtime.clone())).await {
+        Ok(opened) => opened,
+        // The store's runtime is shutting down: open it on the caller's, so that the
+        // caller still gets a connection or the server's own error.
+        Err(_) => open(config.clone(), Handle::current()).await,
+    }
+}
+
+async fn open(
+    config: Config,
+    runtime: Handle,
 ) -> Result<(Client, JoinHandle<()>), tokio_postgres::Error> {
     let (client, connection) = config.connect(NoTls).await?;
     let driver = runtime.spawn(async move {
