@@ -135,7 +135,9 @@ async fn run(args: Args) -> Result<(), StoreError> {
             read += page.len();
         }
         let rate = read as f64 / started.elapsed().as_secs_f64();
-        println!("read of the whole log ({read} events) in pages of 1,000: {rate:.0} events/s");
+        report(&format!(
+            "read of the whole log ({read} events) in pages of 1,000: {rate:.0} events/s"
+        ));
         drop((store, quiet));
         let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
             .await
@@ -147,6 +149,13 @@ async fn run(args: Args) -> Result<(), StoreError> {
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
     }
     Ok(())
+}
+
+/// Prints a figure; a closed stdout (`| head`) must not stop the run before it drops
+/// its schema.
+fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 #[tokio::main]

@@ -132,10 +132,15 @@ fn check_storable(events: &[NewEvent]) -> Result<(), StoreError> {
     for event in events {
         let id = event.event_id;
         storable_text(
+            "events",
             || format!("the event type of event {id}"),
             &event.event_type,
         )?;
-        storable_text(|| format!("the payload of event {id}"), &event.payload)?;
+        storable_text(
+            "events",
+            || format!("the payload of event {id}"),
+            &event.payload,
+        )?;
     }
     Ok(())
 }

@@ -269,7 +269,7 @@ async fn stored_events_cannot_be_updated_deleted_or_truncated() {
 }
 
 #[tokio::test]
-async fn text_postgresql_cannot_hold_is_refused_naming_it() {
+async fn values_postgresql_cannot_hold_are_invalid_arguments_naming_them() {
     let guard = SchemaGuard::new();
     let store = PostgresStore::connect_with(guard.options()).await.unwrap();
     let bad = NewEvent {
@@ -281,25 +281,34 @@ async fn text_postgresql_cannot_hold_is_refused_naming_it() {
         .append("s-1", ExpectedVersion::Any, vec![tagged_event("ok"), bad])
         .await
         .unwrap_err();
-    match postgres_error(&error) {
-        PostgresError::Unstorable { what, .. } => {
-            assert_eq!(what, &format!("the payload of event {id}"));
+    match &error {
+        StoreError::InvalidArgument { argument, reason } => {
+            assert_eq!(*argument, "events");
+            let named = format!("the payload of event {id} contains a NUL");
+            assert!(reason.starts_with(&named), "{reason}");
         }
-        other => panic!("expected Unstorable, got {other:?}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
     }
     assert_eq!(
         store.stream_version("s-1").await.unwrap(),
         None,
         "nothing stored"
     );
-    let error = store.save_checkpoint("a\0b", 1).await.unwrap_err();
-    assert!(matches!(
-        postgres_error(&error),
-        PostgresError::Unstorable { .. }
-    ));
-    let error = store.save_checkpoint("big", u64::MAX).await.unwrap_err();
-    assert!(matches!(
-        postgres_error(&error),
-        PostgresError::Unstorable { .. }
-    ));
+    let refused = |result: Result<(), StoreError>| match result {
+        Err(StoreError::InvalidArgument { argument, .. }) => argument,
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    };
+    assert_eq!(
+        refused(store.save_checkpoint("a\0b", 1).await),
+        "subscription"
+    );
+    assert_eq!(
+        refused(store.save_checkpoint("big", u64::MAX).await),
+        "position"
+    );
+    assert_eq!(
+        store.load_checkpoint("big").await.unwrap(),
+        0,
+        "nothing stored"
+    );
 }

@@ -1,7 +1,7 @@
 //! Snapshots and checkpoints: the two tables beside the log that hold the latest value per
 //! key (a stream's snapshot, a subscription's position), written by upsert.
 
-use crate::error::{store_error, PostgresError};
+use crate::error::store_error;
 use crate::sql::Names;
 use chrono::{DateTime, Utc};
 use cqrs_core::{Snapshot, StoreError};
@@ -44,26 +44,30 @@ impl StateSql {
     }
 }
 
-/// Refuses text PostgreSQL cannot hold (a NUL character), naming what it is.
-pub(crate) fn storable_text(what: impl Fn() -> String, text: &str) -> Result<(), StoreError> {
+/// Refuses text PostgreSQL cannot hold (a NUL character) as an invalid `argument`,
+/// naming what it is.
+pub(crate) fn storable_text(
+    argument: &'static str,
+    what: impl Fn() -> String,
+    text: &str,
+) -> Result<(), StoreError> {
     if text.contains('\0') {
-        return Err(PostgresError::Unstorable {
-            what: what(),
-            reason: "it contains a NUL character, which PostgreSQL text cannot hold".to_owned(),
-        }
-        .into());
+        return Err(StoreError::InvalidArgument {
+            argument,
+            reason: format!(
+                "{} contains a NUL character, which PostgreSQL text cannot hold",
+                what()
+            ),
+        });
     }
     Ok(())
 }
 
-/// A `u64` that must fit PostgreSQL's `bigint`.
-pub(crate) fn storable_u64(what: impl Fn() -> String, value: u64) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| {
-        PostgresError::Unstorable {
-            what: what(),
-            reason: format!("{value} is larger than PostgreSQL's bigint holds"),
-        }
-        .into()
+/// A `u64` that must fit PostgreSQL's `bigint`, or an invalid `argument` (never clamped).
+pub(crate) fn storable_u64(argument: &'static str, value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::InvalidArgument {
+        argument,
+        reason: format!("{value} is larger than PostgreSQL's bigint holds"),
     })
 }
 
@@ -74,13 +78,11 @@ pub(crate) async fn save_snapshot(
 ) -> Result<(), StoreError> {
     let stream = &snapshot.stream_id;
     storable_text(
+        "snapshot",
         || format!("the snapshot state of stream `{stream}`"),
         &snapshot.state,
     )?;
-    let version = storable_u64(
-        || format!("the snapshot version of stream `{stream}`"),
-        snapshot.version,
-    )?;
+    let version = storable_u64("snapshot", snapshot.version)?;
     let statement = client
         .prepare_cached(&sql.save_snapshot)
         .await
@@ -146,10 +148,11 @@ pub(crate) async fn save_checkpoint(
     position: u64,
 ) -> Result<(), StoreError> {
     storable_text(
-        || format!("subscription name {subscription:?}"),
+        "subscription",
+        || format!("name {subscription:?}"),
         subscription,
     )?;
-    let position = storable_u64(|| format!("the checkpoint of `{subscription}`"), position)?;
+    let position = storable_u64("position", position)?;
     let statement = client
         .prepare_cached(&sql.save_checkpoint)
         .await
@@ -167,7 +170,8 @@ pub(crate) async fn load_checkpoint(
     subscription: &str,
 ) -> Result<u64, StoreError> {
     storable_text(
-        || format!("subscription name {subscription:?}"),
+        "subscription",
+        || format!("name {subscription:?}"),
         subscription,
     )?;
     let statement = client
