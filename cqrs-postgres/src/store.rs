@@ -1,0 +1,254 @@
+//! `PostgresStore`: the event store contract on PostgreSQL. The one module that joins what
+//! is stored (the SQL in [`crate::sql`]) to how it runs (the pool, the appender and the
+//! listener in [`crate::run`]).
+
+use crate::error::{pool_error, PostgresError};
+use crate::options::PostgresOptions;
+use crate::run::appender::Appender;
+use crate::run::connections;
+use crate::run::listener::Listener;
+use crate::sql::append::{AppendSql, Request};
+use crate::sql::events::{self, EventReads};
+use crate::sql::state::{self, storable_text, StateSql};
+use crate::sql::{schema, Names};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cqrs_core::backend::{check_limit, check_log_read, validate_stream_id};
+use cqrs_core::{
+    Appended, CheckpointStore, EventStore, ExpectedVersion, LogRead, NewEvent, PositionWatch,
+    RecordedEvent, Snapshot, SnapshotStore, StoreError,
+};
+use deadpool_postgres::{Object, Pool};
+use std::sync::Arc;
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// The event store on PostgreSQL: a pool of connections, one appender task committing
+/// this process's concurrent appends together, and a listener turning other processes'
+/// appends (`NOTIFY`, polls) into the append signal. Clones share all of it; any number
+/// of processes may connect to the same schema.
+///
+/// Its tasks and connections run on the tokio runtime it was connected on: keep that
+/// runtime alive as long as the store.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    appender: Appender,
+    reads: Arc<EventReads>,
+    state: StateSql,
+    appended: Arc<watch::Sender<u64>>,
+    listener: JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` with default options (schema `cqrs`), creating or migrating the
+    /// schema if needed. Call it within a tokio runtime.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(PostgresOptions::new(url)).await
+    }
+
+    /// Connects with these options, creating or migrating the schema if needed; a schema
+    /// this version cannot use is refused and left as it was ([`PostgresError`]).
+    pub async fn connect_with(options: PostgresOptions) -> Result<Self, StoreError> {
+        let runtime = Handle::try_current().map_err(|_| {
+            StoreError::Backend(
+                "PostgresStore::connect must be called within a tokio runtime".into(),
+            )
+        })?;
+        let names = Names::new(&options.schema)?;
+        let config = connections::config(&options)?;
+        let target = connections::target(&config);
+        let (mut client, driver) =
+            connections::connect(&config, &runtime)
+                .await
+                .map_err(|error| PostgresError::Connect {
+                    target: target.clone(),
+                    reason: error.to_string(),
+                })?;
+        let ensured = schema::ensure(&mut client, &names).await;
+        drop(client);
+        let _ = driver.await;
+        ensured?;
+        let pool = connections::pool(config.clone(), &options, runtime.clone())?;
+        let reads = Arc::new(EventReads::new(&names));
+        let head = {
+            let client = pool.get().await.map_err(pool_error)?;
+            events::head(&client, &reads).await?
+        };
+        let appended = Arc::new(watch::channel(head).0);
+        let appender = Appender::start(
+            &runtime,
+            pool.clone(),
+            Arc::new(AppendSql::new(&names)),
+            options.notify,
+            appended.clone(),
+        );
+        let listener = Listener {
+            config,
+            pool: pool.clone(),
+            reads: reads.clone(),
+            channel: options.notify.then(|| names.channel().to_owned()),
+            poll_interval: options.poll_interval,
+            appended: appended.clone(),
+        }
+        .start(&runtime);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                appender,
+                reads,
+                state: StateSql::new(&names),
+                appended,
+                listener,
+            }),
+        })
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.inner.pool.get().await.map_err(pool_error)
+    }
+}
+
+/// Refuses events PostgreSQL text cannot hold, naming the event and the field.
+fn check_storable(events: &[NewEvent]) -> Result<(), StoreError> {
+    for event in events {
+        let id = event.event_id;
+        storable_text(
+            "events",
+            || format!("the event type of event {id}"),
+            &event.event_type,
+        )?;
+        storable_text(
+            "events",
+            || format!("the payload of event {id}"),
+            &event.payload,
+        )?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        validate_stream_id(stream_id)?;
+        check_storable(&events)?;
+        self.inner
+            .appender
+            .append(Request {
+                stream_id: stream_id.to_owned(),
+                expected,
+                events,
+            })
+            .await
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_limit(limit)?;
+        validate_stream_id(stream_id)?;
+        let client = self.client().await?;
+        events::read_stream(&client, &self.inner.reads, stream_id, from_version, limit).await
+    }
+
+    async fn read_stream_backward(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_limit(limit)?;
+        validate_stream_id(stream_id)?;
+        let client = self.client().await?;
+        events::read_stream_backward(&client, &self.inner.reads, stream_id, from_version, limit)
+            .await
+    }
+
+    async fn read_log(&self, read: &LogRead) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_log_read(read)?;
+        let client = self.client().await?;
+        events::read_log(&client, &self.inner.reads, read).await
+    }
+
+    async fn read_events_by_id(
+        &self,
+        event_ids: &[Uuid],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if event_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.client().await?;
+        events::read_by_id(&client, &self.inner.reads, event_ids).await
+    }
+
+    async fn position_at(&self, at: DateTime<Utc>) -> Result<Option<u64>, StoreError> {
+        let client = self.client().await?;
+        events::position_at(&client, &self.inner.reads, at).await
+    }
+
+    async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
+        validate_stream_id(stream_id)?;
+        let client = self.client().await?;
+        events::stream_version(&client, &self.inner.reads, stream_id).await
+    }
+
+    /// The position of the latest append seen: this process's as each commits, other
+    /// processes' as their `NOTIFY` arrives or the next poll finds them.
+    fn appends(&self) -> Option<PositionWatch> {
+        Some(self.inner.appended.subscribe())
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for PostgresStore {
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        validate_stream_id(&snapshot.stream_id)?;
+        let client = self.client().await?;
+        state::save_snapshot(&client, &self.inner.state, &snapshot).await
+    }
+
+    async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        validate_stream_id(stream_id)?;
+        let client = self.client().await?;
+        state::load_snapshot(&client, &self.inner.state, stream_id).await
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for PostgresStore {
+    async fn load_checkpoint(&self, subscription: &str) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        state::load_checkpoint(&client, &self.inner.state, subscription).await
+    }
+
+    async fn save_checkpoint(&self, subscription: &str, position: u64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        state::save_checkpoint(&client, &self.inner.state, subscription, position).await
+    }
+}

@@ -1,0 +1,27 @@
+//! PostgresStore against the shared store contract and the reference model, each on a
+//! schema of its own.
+
+mod common;
+
+use common::test_store;
+use cqrs_core::testing::model::{append_ops, check_against_model};
+use cqrs_core::testing::properties::block_on;
+use proptest::prelude::*;
+
+cqrs_core::store_conformance_tests!(test_store());
+cqrs_core::snapshot_store_conformance_tests!(test_store());
+cqrs_core::checkpoint_store_conformance_tests!(test_store());
+// Positions are the log's last one plus one, drawn under the append lock: dense.
+cqrs_core::gap_free_positions_conformance_tests!(test_store());
+
+proptest! {
+    // Each case creates and drops a schema: fewer cases than SQLite's files.
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn agrees_with_the_reference_model(ops in append_ops(40)) {
+        block_on(async {
+            let store = test_store().await;
+            check_against_model(&*store, &ops).await
+        })?;
+    }
+}
