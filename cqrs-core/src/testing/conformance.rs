@@ -1497,7 +1497,7 @@ fn parked_entry(subscription: &str, position: u64, error: &str) -> ParkedEvent {
         position,
         event_id: Uuid::new_v4(),
         stream_id: format!("Tally-{position}"),
-        version: position + 1,
+        version: position % 1000 + 1,
         event_type: "Added".to_owned(),
         error: error.to_owned(),
         attempts: 5,
