@@ -1,179 +1,22 @@
 //! Parked events on MemoryStore: a subscription with `OnFailure::Park` sets aside an event
-//! that keeps failing, says so at warn level and goes on; the event is listed with its
-//! error, retried out of band (once, without moving the checkpoint) or discarded.
+//! that keeps failing and goes on; the event is listed with its error, retried out of band
+//! (once, without moving the checkpoint) or discarded. (The warning it logs is checked in
+//! `parking_warning.rs`, a binary of its own.)
 
 use async_trait::async_trait;
 use cqrs_core::testing::toy::{Tally, TallyCommand, TallyEvent};
 use cqrs_core::{
-    CheckpointStore, Consumer, EventEnvelope, EventHandler, EventOf, EventStore, HandlerConsumer,
-    HandlerError, OnFailure, ParkedEvent, ParkingStore, Reaction, Reactor, ReactorConsumer,
-    RecordedEvent, Repository, RetryPolicy, Sources, Subscription, SubscriptionError,
+    CheckpointStore, Consumer, EventEnvelope, EventStore, HandlerError, OnFailure, ParkedEvent,
+    ParkingStore, Reaction, Reactor, ReactorConsumer, RecordedEvent, Repository, Sources,
+    Subscription, SubscriptionError,
 };
 use cqrs_memory::MemoryStore;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-/// The amount no consumer here digests until it is cured.
-const POISON: i64 = 13;
+mod parked_common;
 
-/// Records the amounts it handled; fails on [`POISON`] until `cured`.
-#[derive(Clone, Default)]
-struct Adder {
-    seen: Arc<Mutex<Vec<i64>>>,
-    cured: Arc<AtomicBool>,
-}
-
-impl Adder {
-    fn seen(&self) -> Vec<i64> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn digest(&self, n: i64) -> Result<(), HandlerError> {
-        if n == POISON && !self.cured.load(Ordering::SeqCst) {
-            return Err(format!("cannot digest {n}").into());
-        }
-        self.seen.lock().unwrap().push(n);
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl EventHandler for Adder {
-    type Aggregate = Tally;
-    fn name(&self) -> &str {
-        "adder"
-    }
-    async fn handle(&self, event: &EventOf<Self>) -> Result<(), HandlerError> {
-        let TallyEvent::Added { n } = event.event;
-        self.digest(n)
-    }
-}
-
-fn quick_retry(attempts: u32) -> RetryPolicy {
-    RetryPolicy {
-        attempts,
-        first_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(2),
-    }
-}
-
-/// Adds each amount to tally `id`, one event each (positions 1, 2, ... on a new store).
-async fn add(store: &MemoryStore, id: &str, amounts: &[i64]) {
-    let tallies = Repository::<Tally, _>::new(store.clone());
-    for n in amounts {
-        tallies.execute(id, TallyCommand::Add(*n)).await.unwrap();
-    }
-}
-
-fn parking(store: &MemoryStore, adder: &Adder) -> Subscription<MemoryStore> {
-    Subscription::new(
-        "adding",
-        store.clone(),
-        HandlerConsumer::new(adder.clone(), store.clone()),
-    )
-    .with_retry(quick_retry(2))
-    .on_failure(OnFailure::Park)
-}
-
-/// Collects what the fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn warnings(&self) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .filter(|line| line.contains("WARN"))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-// The test runtime runs on this thread only, so the subscriber set here sees the
-// subscription's events.
-#[tokio::test]
-async fn a_poison_event_is_parked_with_its_error_said_at_warn_level_and_the_subscription_goes_on() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .without_time()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let store = MemoryStore::new();
-    add(&store, "t", &[1, POISON, 2]).await;
-    let poison = store.read_stream("Tally-t", 2, 1).await.unwrap().remove(0);
-    let adder = Adder::default();
-    let subscription = parking(&store, &adder);
-
-    assert_eq!(subscription.catch_up().await.unwrap(), 3);
-    assert_eq!(adder.seen(), [1, 2], "the events after it were handled");
-    assert_eq!(store.load_checkpoint("adding").await.unwrap(), 3);
-    let parked = subscription.parked().await.unwrap();
-    assert_eq!(parked, store.parked("adding").await.unwrap());
-    let [entry] = &parked[..] else {
-        panic!("expected one parked event, got {parked:?}");
-    };
-    assert_eq!(
-        (
-            entry.subscription.as_str(),
-            entry.position,
-            entry.event_id,
-            entry.stream_id.as_str(),
-            entry.version,
-            entry.event_type.as_str(),
-            entry.error.as_str(),
-            entry.attempts,
-        ),
-        (
-            "adding",
-            2,
-            poison.event_id,
-            "Tally-t",
-            2,
-            "Added",
-            "cannot digest 13",
-            2
-        )
-    );
-    // Once, naming the subscription, the event and the error; the retries before it warn
-    // too, but not that it was parked.
-    let parked_lines: Vec<String> = captured
-        .warnings()
-        .into_iter()
-        .filter(|line| line.contains("parked"))
-        .collect();
-    let [line] = &parked_lines[..] else {
-        panic!("expected one warning that it was parked: {parked_lines:?}");
-    };
-    for field in [
-        "subscription=adding".to_owned(),
-        "position=2".to_owned(),
-        format!("event_id={}", poison.event_id),
-        "error=cannot digest 13".to_owned(),
-    ] {
-        assert!(line.contains(&field), "{field} missing from {line}");
-    }
-    // Caught up again: nothing is delivered twice, nothing parked twice.
-    assert_eq!(subscription.catch_up().await.unwrap(), 3);
-    assert_eq!(adder.seen(), [1, 2]);
-    assert_eq!(subscription.parked().await.unwrap().len(), 1);
-}
+use parked_common::{add, parking, quick_retry, Adder, POISON};
 
 #[tokio::test]
 async fn a_running_subscription_parks_and_goes_on_to_later_events() {
