@@ -2,7 +2,7 @@
 //! subscription goes on past it, and kept in the store until someone retries or discards it.
 //!
 //! A subscription stops at an event that keeps failing (the default: an event is never
-//! skipped without a trace). With [`OnFailure::Park`](crate::subscription::OnFailure::Park)
+//! skipped without a trace). With [`OnFailure::Park`]
 //! it parks it instead: the event's place, id and last error are recorded in a
 //! [`ParkingStore`] (the subscription's own store), a warning is logged, and the
 //! subscription's checkpoint moves past it. The parked list is then read, retried and
