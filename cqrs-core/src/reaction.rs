@@ -50,6 +50,7 @@ use crate::envelope::{EventEnvelope, RecordedEvent};
 use crate::handler::HandlerError;
 use crate::log::EventFilter;
 use crate::metadata::Metadata;
+use crate::parking::ParkingStore;
 use crate::repository::{Loaded, Repository, RepositoryError, DEFAULT_CONFLICT_RETRIES};
 use crate::sources::Sources;
 use crate::store::{EventStore, ExpectedVersion, StoreError};
@@ -269,11 +270,18 @@ impl<R: Reactor, S: TrackingStore> ReactorConsumer<R, S> {
         self
     }
 
-    /// Reacts to `event` and commits the reaction with `position` as the checkpoint.
-    async fn react(&self, subscription: &str, event: &RecordedEvent) -> Result<(), HandlerError> {
+    /// Reacts to `event` and commits the reaction with its position as the checkpoint, or,
+    /// for a parked event (`parked`: the list it is on), with its removal from that list.
+    async fn react(
+        &self,
+        subscription: &str,
+        event: &RecordedEvent,
+        parked: Option<&dyn ParkingStore>,
+    ) -> Result<(), HandlerError> {
+        let commit = |batch| self.commit(batch, subscription, event, parked.is_some());
         let Some(envelope) = self.sources.decode(event.clone())? else {
-            // Not one of the sources' streams: only the checkpoint moves.
-            return self.commit(AppendBatch::new(), subscription, event).await;
+            // Not one of the sources' streams: only the checkpoint moves (or the entry goes).
+            return commit(AppendBatch::new()).await;
         };
         let mut attempts = 0;
         loop {
@@ -282,17 +290,21 @@ impl<R: Reactor, S: TrackingStore> ReactorConsumer<R, S> {
             if let Err(failure) = self.reactor.react(&envelope, &mut reaction).await {
                 // A redelivered event meets the state its committed reaction left (a step
                 // already taken is refused): that reaction stands, and this one is moot.
-                let checkpoint = self.store.load_checkpoint(subscription).await?;
-                if checkpoint >= event.position {
-                    tracing::info!(checkpoint, "reaction committed already; not run again");
+                let committed = match parked {
+                    None => self.store.load_checkpoint(subscription).await? >= event.position,
+                    Some(parking) => !parking
+                        .parked(subscription)
+                        .await?
+                        .iter()
+                        .any(|parked| parked.position == event.position),
+                };
+                if committed {
+                    tracing::info!("reaction committed already; not run again");
                     return Ok(());
                 }
                 return Err(failure);
             }
-            match self
-                .commit(reaction.into_batch(), subscription, event)
-                .await
-            {
+            match commit(reaction.into_batch()).await {
                 Err(conflict) if attempts <= self.conflict_retries && is_conflict(&conflict) => {
                     tracing::debug!(attempt = attempts, "reaction conflicted; deciding again");
                 }
@@ -301,17 +313,32 @@ impl<R: Reactor, S: TrackingStore> ReactorConsumer<R, S> {
         }
     }
 
+    /// Commits `batch` with the event's position as the checkpoint, or (`unparking`) with
+    /// the event's removal from the parked list; either refusal that says the reaction is
+    /// committed already counts as done.
     async fn commit(
         &self,
         batch: AppendBatch,
         subscription: &str,
         event: &RecordedEvent,
+        unparking: bool,
     ) -> Result<(), HandlerError> {
-        let batch = batch.tracking(subscription, event.position);
-        match self.store.append_batch(batch).await {
+        let committed = if unparking {
+            self.store
+                .append_batch_unparking(batch, subscription, event.position)
+                .await
+        } else {
+            let batch = batch.tracking(subscription, event.position);
+            self.store.append_batch(batch).await
+        };
+        match committed {
             Ok(_) => Ok(()),
             Err(StoreError::CheckpointPassed { checkpoint, .. }) => {
                 tracing::info!(checkpoint, "reaction committed already; not run again");
+                Ok(())
+            }
+            Err(StoreError::NotParked { .. }) => {
+                tracing::info!("parked event retried or discarded already; not run again");
                 Ok(())
             }
             Err(other) => Err(other.into()),
@@ -349,7 +376,38 @@ impl<R: Reactor, S: TrackingStore> Consumer for ReactorConsumer<R, S> {
             event_type = %event.event_type,
             correlation_id = %display_id(event.metadata.correlation_id),
         );
-        self.react(subscription, event).instrument(span).await
+        self.react(subscription, event, None).instrument(span).await
+    }
+
+    /// Only the checkpoint moves, in a batch of no append.
+    async fn pass(&self, subscription: &str, event: &RecordedEvent) -> Result<(), HandlerError> {
+        self.commit(AppendBatch::new(), subscription, event, false)
+            .await
+    }
+
+    /// Reacts and commits the reaction with the event's removal from the parked list of
+    /// this consumer's store, in one [`TrackingStore::append_batch_unparking`]: exactly
+    /// once, however many retries race (the others find it gone, and commit nothing). The
+    /// consumer's store must be the one the subscription parks in; `parking` is asked only
+    /// whether a failed reaction was committed already.
+    async fn consume_parked(
+        &self,
+        subscription: &str,
+        event: &RecordedEvent,
+        parking: &dyn ParkingStore,
+    ) -> Result<(), HandlerError> {
+        let span = tracing::info_span!(
+            "react",
+            reactor = self.reactor.name(),
+            stream = %event.stream_id,
+            version = event.version,
+            position = event.position,
+            parked = true,
+            correlation_id = %display_id(event.metadata.correlation_id),
+        );
+        self.react(subscription, event, Some(parking))
+            .instrument(span)
+            .await
     }
 
     /// Refused: a reactor's effects are commands, which a replay would issue again.

@@ -159,6 +159,16 @@ pub enum StoreError {
         /// The checkpoint stored.
         checkpoint: u64,
     },
+    /// Nothing is parked for this subscription at this position: it was retried or
+    /// discarded already (perhaps by another process), or never parked. Nothing was
+    /// changed. See `cqrs_core::parking`.
+    #[error("subscription `{subscription}` has no event parked at position {position}")]
+    NotParked {
+        /// The subscription.
+        subscription: String,
+        /// The position asked for.
+        position: u64,
+    },
     /// The store stayed locked by another writer for longer than its timeout allows.
     #[error("store busy: {reason}")]
     Busy {

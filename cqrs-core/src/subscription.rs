@@ -10,11 +10,13 @@
 //! in the same transaction as its effects (a read model in the same SQLite file, see
 //! `cqrs_sqlite::SqliteStore::projection_consumer`) gets exactly-once effects. A failing
 //! event is retried with backoff; if it keeps failing the subscription stops and reports
-//! it — an event is never skipped.
+//! it — an event is never skipped silently. Opted in with [`Subscription::on_failure`]
+//! (`OnFailure::Park`), it parks the event instead (see [`crate::parking`]) and goes on.
 
 use crate::envelope::RecordedEvent;
 use crate::handler::{HandlerError, MultiEventHandler};
 use crate::log::{EventFilter, LogRead};
+use crate::parking::ParkingStore;
 use crate::sources::Sources;
 use crate::store::{EventStore, StoreError};
 use crate::trace::display_id;
@@ -25,6 +27,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
+
+mod parked;
 
 /// Where subscriptions keep their checkpoints: the position of the last event handled.
 #[async_trait]
@@ -79,6 +83,38 @@ pub trait Consumer: Send + Sync + 'static {
     /// Forgets everything consumed: the checkpoint goes back to 0 and, where the consumer
     /// owns a read model, the read model is emptied, so the log can be replayed into it.
     async fn reset(&self, subscription: &str) -> Result<(), HandlerError>;
+    /// Records `event`'s position as the checkpoint without handling it: the subscription
+    /// parked it ([`OnFailure::Park`](crate::parking::OnFailure::Park)). The default
+    /// refuses (the subscription then stops before the event): only the consumer knows
+    /// where its checkpoint lives.
+    async fn pass(&self, subscription: &str, event: &RecordedEvent) -> Result<(), HandlerError> {
+        Err(cannot_park(subscription, event))
+    }
+    /// Handles `event`, which `subscription` parked earlier, without touching the checkpoint
+    /// (it is past the event already), and removes it from `parking`'s list once handled,
+    /// both in one transaction where the consumer can. An event no longer parked (retried
+    /// or discarded meanwhile) is not handled again where the consumer can tell. The
+    /// default refuses, like [`pass`](Consumer::pass).
+    async fn consume_parked(
+        &self,
+        subscription: &str,
+        event: &RecordedEvent,
+        parking: &dyn ParkingStore,
+    ) -> Result<(), HandlerError> {
+        let _ = parking;
+        Err(cannot_park(subscription, event))
+    }
+}
+
+/// The refusal of a consumer that cannot park events.
+fn cannot_park(subscription: &str, event: &RecordedEvent) -> HandlerError {
+    format!(
+        "the consumer of subscription `{subscription}` cannot park events (it implements \
+         neither `Consumer::pass` nor `Consumer::consume_parked`): the event at position {} \
+         was not parked",
+        event.position
+    )
+    .into()
 }
 
 /// Feeds an [`EventHandler`](crate::EventHandler) the events of its aggregate type, or a
@@ -188,6 +224,27 @@ impl<H: MultiEventHandler, C: CheckpointStore> Consumer for HandlerConsumer<H, C
     async fn reset(&self, subscription: &str) -> Result<(), HandlerError> {
         Ok(self.checkpoints.save_checkpoint(subscription, 0).await?)
     }
+
+    async fn pass(&self, subscription: &str, event: &RecordedEvent) -> Result<(), HandlerError> {
+        Ok(self
+            .checkpoints
+            .save_checkpoint(subscription, event.position)
+            .await?)
+    }
+
+    /// Handles the event, then removes it from the parked list: two writes, so a crash in
+    /// between leaves it parked and a later retry handles it again (at least once, as
+    /// every delivery to a handler).
+    async fn consume_parked(
+        &self,
+        subscription: &str,
+        event: &RecordedEvent,
+        parking: &dyn ParkingStore,
+    ) -> Result<(), HandlerError> {
+        self.handle(event).await?;
+        parking.unpark(subscription, event.position).await?;
+        Ok(())
+    }
 }
 
 /// Why a subscription stopped.
@@ -243,6 +300,47 @@ pub enum SubscriptionError {
     NotRunning {
         /// The subscription's name.
         subscription: String,
+    },
+    /// Nothing is parked at this position: retried or discarded already, or never parked.
+    #[error("subscription `{subscription}` has no event parked at position {position}")]
+    NotParked {
+        /// The subscription's name.
+        subscription: String,
+        /// The position asked for.
+        position: u64,
+    },
+    /// The event is parked, but the checkpoint is not past it yet (a subscription stopped
+    /// between the two): it is not retried out of band, since the subscription delivers
+    /// it again itself when it starts (and forgets the entry then).
+    #[error(
+        "subscription `{subscription}` parked the event at position {position} but its \
+         checkpoint is {checkpoint}, before it: the subscription delivers it again when it \
+         starts"
+    )]
+    ParkedAhead {
+        /// The subscription's name.
+        subscription: String,
+        /// The parked event's position.
+        position: u64,
+        /// The subscription's checkpoint.
+        checkpoint: u64,
+    },
+    /// Retrying a parked event failed; it stays parked, with this error and its attempts
+    /// added.
+    #[error(
+        "retrying the event subscription `{subscription}` parked at position {position} \
+         failed after {attempts} attempts; it stays parked: {source}"
+    )]
+    RetryFailed {
+        /// The subscription's name.
+        subscription: String,
+        /// The parked event's position.
+        position: u64,
+        /// How many times it was tried in this retry.
+        attempts: u32,
+        /// The last attempt's error.
+        #[source]
+        source: HandlerError,
     },
 }
 
@@ -330,6 +428,8 @@ pub struct Subscription<S> {
     stopped: Option<watch::Receiver<bool>>,
     /// A running subscription's view of the head: the latest position its filter takes.
     head: Option<watch::Sender<u64>>,
+    /// Where an event that keeps failing is parked (`None`: the subscription stops).
+    parking: Option<Arc<dyn ParkingStore>>,
 }
 
 /// How far a subscription is behind: the latest position of the log its consumer takes (the
@@ -362,6 +462,7 @@ impl<S: EventStore + Clone> Subscription<S> {
             poll_interval: Duration::from_millis(500),
             stopped: None,
             head: None,
+            parking: None,
         }
     }
 
@@ -396,6 +497,7 @@ impl<S: EventStore + Clone> Subscription<S> {
     /// returns the new checkpoint.
     pub async fn catch_up(&self) -> Result<u64, SubscriptionError> {
         let from = self.checkpoint().await?;
+        self.forget_parked_after(from).await?;
         self.catch_up_from(from, None).await
     }
 
@@ -408,6 +510,7 @@ impl<S: EventStore + Clone> Subscription<S> {
             .map_err(|(source, attempts)| {
                 self.unavailable("reset its consumer", source, attempts)
             })?;
+        self.forget_parked_after(0).await?;
         self.catch_up_from(0, None).await
     }
 
@@ -442,6 +545,7 @@ impl<S: EventStore + Clone> Subscription<S> {
         self.stopped = Some(stopped.clone());
         let mut appends = self.store.appends();
         let mut checkpoint = self.checkpoint().await?;
+        self.forget_parked_after(checkpoint).await?;
         progress.send_replace(checkpoint);
         loop {
             if let Some(appends) = &mut appends {
@@ -608,31 +712,38 @@ impl<S: EventStore + Clone> Subscription<S> {
             .is_some_and(|stopped| *stopped.borrow())
     }
 
+    /// Delivers `event` with retries; if it keeps failing, parks it (with `OnFailure::Park`,
+    /// unless asked to stop meanwhile) or stops before it.
     async fn deliver(&self, event: &RecordedEvent) -> Result<(), SubscriptionError> {
         let span = tracing::debug_span!("deliver", position = event.position);
-        self.retry
+        let outcome = self
+            .retry
             .run(self.stopped.as_ref(), || {
                 self.consumer.consume(&self.name, event)
             })
             .instrument(span)
-            .await
-            .map_err(|(source, attempts)| {
-                tracing::error!(
-                    subscription = %self.name,
-                    stream = %event.stream_id,
-                    version = event.version,
-                    error = %source,
-                    "event keeps failing; subscription stopped"
-                );
-                SubscriptionError::EventFailed {
-                    subscription: self.name.to_string(),
-                    stream_id: event.stream_id.clone(),
-                    version: event.version,
-                    position: event.position,
-                    attempts,
-                    source,
-                }
-            })
+            .await;
+        let Err((source, attempts)) = outcome else {
+            return Ok(());
+        };
+        if let Some(parking) = self.parking.as_deref().filter(|_| !self.stop_requested()) {
+            return self.park(parking, event, source, attempts).await;
+        }
+        tracing::error!(
+            subscription = %self.name,
+            stream = %event.stream_id,
+            version = event.version,
+            error = %source,
+            "event keeps failing; subscription stopped"
+        );
+        Err(SubscriptionError::EventFailed {
+            subscription: self.name.to_string(),
+            stream_id: event.stream_id.clone(),
+            version: event.version,
+            position: event.position,
+            attempts,
+            source,
+        })
     }
 
     fn unavailable(

@@ -95,12 +95,69 @@ pub trait TrackingStore: EventStore + CheckpointStore {
     /// batch left it. Any refusal leaves the store as it was. Every appended event signals
     /// [`EventStore::appends`] like an append does.
     async fn append_batch(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError>;
+
+    /// Commits `batch` and removes the event `subscription` parked at `position` from the
+    /// parked list (see [`ParkingStore`](crate::parking::ParkingStore)), in one
+    /// transaction: what a retried reaction to a parked event commits, so that it is
+    /// committed once, however many retries race.
+    ///
+    /// Checks, in order: the batch carries no tracking checkpoint (a retry never moves it:
+    /// [`StoreError::InvalidArgument`]); the event is parked (else
+    /// [`StoreError::NotParked`]); then each append as [`append_batch`](Self::append_batch)
+    /// does. Any refusal leaves the store as it was, the event parked.
+    ///
+    /// The default refuses every batch ([`StoreError::Backend`]): a store that keeps no
+    /// parked events, or cannot remove one in the transaction of its appends, must not
+    /// pretend to (a reaction committed without its unparking could be retried again).
+    async fn append_batch_unparking(
+        &self,
+        batch: AppendBatch,
+        subscription: &str,
+        position: u64,
+    ) -> Result<Vec<Appended>, StoreError> {
+        drop(batch);
+        Err(StoreError::Backend(
+            format!(
+                "this store cannot commit a batch with the unparking of the event \
+                 subscription `{subscription}` parked at position {position}"
+            )
+            .into(),
+        ))
+    }
 }
 
 #[async_trait]
 impl<S: TrackingStore + ?Sized> TrackingStore for Arc<S> {
     async fn append_batch(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
         (**self).append_batch(batch).await
+    }
+
+    async fn append_batch_unparking(
+        &self,
+        batch: AppendBatch,
+        subscription: &str,
+        position: u64,
+    ) -> Result<Vec<Appended>, StoreError> {
+        (**self)
+            .append_batch_unparking(batch, subscription, position)
+            .await
+    }
+}
+
+/// Refuses a batch that would retry a parked event with a tracking checkpoint (a retry
+/// never moves the checkpoint, which is past the event already): backends call it first
+/// in [`TrackingStore::append_batch_unparking`].
+pub fn check_untracked(batch: &AppendBatch) -> Result<(), StoreError> {
+    match &batch.tracking {
+        Some(tracking) => Err(StoreError::InvalidArgument {
+            argument: "batch",
+            reason: format!(
+                "a batch retrying a parked event carries the checkpoint {} of subscription \
+                 `{}`: a retry never moves the checkpoint",
+                tracking.position, tracking.subscription
+            ),
+        }),
+        None => Ok(()),
     }
 }
 

@@ -6,12 +6,16 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_core::backend::{check_limit, check_log_read, recording_time, validate_stream_id};
-use cqrs_core::tracking::{check_passed, check_tracking, AppendBatch, TrackingStore};
+use cqrs_core::parking::not_parked;
+use cqrs_core::tracking::{
+    check_passed, check_tracking, check_untracked, AppendBatch, StreamAppend, TrackingStore,
+};
 use cqrs_core::{
     visit_each, Appended, CheckpointStore, Direction, EventStore, ExpectedVersion, LogRead,
-    NewEvent, RecordedEvent, Snapshot, SnapshotStore, StoreError, Visitor,
+    NewEvent, ParkedEvent, ParkingStore, RecordedEvent, Snapshot, SnapshotStore, StoreError,
+    Visitor,
 };
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -22,6 +26,8 @@ pub struct MemoryStore {
     log: Arc<RwLock<Log>>,
     snapshots: Arc<RwLock<HashMap<String, Snapshot>>>,
     checkpoints: Arc<RwLock<HashMap<String, u64>>>,
+    /// Parked events by subscription and position.
+    parked: Arc<RwLock<BTreeMap<(String, u64), ParkedEvent>>>,
     /// The position of the latest append, for subscriptions to wake on.
     appended: Arc<watch::Sender<u64>>,
 }
@@ -32,6 +38,7 @@ impl Default for MemoryStore {
             log: Arc::default(),
             snapshots: Arc::default(),
             checkpoints: Arc::default(),
+            parked: Arc::default(),
             appended: Arc::new(watch::channel(0).0),
         }
     }
@@ -105,6 +112,39 @@ impl MemoryStore {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Log> {
         self.log.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn parked_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<(String, u64), ParkedEvent>> {
+        self.parked.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes the appends of a batch in order, all or none, and signals what they added.
+    fn append_all(
+        &self,
+        log: &mut Log,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let first = log.events.len();
+        let recorded_at = log.recording_time();
+        let mut outcomes = Vec::with_capacity(appends.len());
+        for append in appends {
+            match log.append(
+                &append.stream_id,
+                append.expected,
+                append.events,
+                recorded_at,
+            ) {
+                Ok(appended) => outcomes.push(appended),
+                Err(refusal) => {
+                    log.truncate(first);
+                    return Err(refusal);
+                }
+            }
+        }
+        if log.events.len() > first {
+            self.appended.send_replace(log.events.len() as u64);
+        }
+        Ok(outcomes)
     }
 }
 
@@ -332,30 +372,55 @@ impl TrackingStore for MemoryStore {
             let stored = checkpoints.get(&tracking.subscription).copied();
             check_passed(tracking, stored.unwrap_or(0))?;
         }
-        let first = log.events.len();
-        let recorded_at = log.recording_time();
-        let mut outcomes = Vec::with_capacity(batch.appends.len());
-        for append in batch.appends {
-            match log.append(
-                &append.stream_id,
-                append.expected,
-                append.events,
-                recorded_at,
-            ) {
-                Ok(appended) => outcomes.push(appended),
-                Err(refusal) => {
-                    log.truncate(first);
-                    return Err(refusal);
-                }
-            }
-        }
+        let outcomes = self.append_all(&mut log, batch.appends)?;
         if let Some(tracking) = batch.tracking {
             checkpoints.insert(tracking.subscription, tracking.position);
         }
-        if log.events.len() > first {
-            self.appended.send_replace(log.events.len() as u64);
-        }
         Ok(outcomes)
+    }
+
+    /// The log and the parked events are locked together (log first), so the batch and
+    /// the entry's removal change as one.
+    async fn append_batch_unparking(
+        &self,
+        batch: AppendBatch,
+        subscription: &str,
+        position: u64,
+    ) -> Result<Vec<Appended>, StoreError> {
+        check_untracked(&batch)?;
+        let mut log = self.write();
+        let mut parked = self.parked_mut();
+        let key = (subscription.to_owned(), position);
+        if !parked.contains_key(&key) {
+            return Err(not_parked(subscription, position));
+        }
+        let outcomes = self.append_all(&mut log, batch.appends)?;
+        parked.remove(&key);
+        Ok(outcomes)
+    }
+}
+
+#[async_trait]
+impl ParkingStore for MemoryStore {
+    async fn park(&self, parked: ParkedEvent) -> Result<(), StoreError> {
+        let key = (parked.subscription.clone(), parked.position);
+        self.parked_mut().insert(key, parked);
+        Ok(())
+    }
+
+    async fn parked(&self, subscription: &str) -> Result<Vec<ParkedEvent>, StoreError> {
+        let parked = self.parked.read().unwrap_or_else(PoisonError::into_inner);
+        let from = (subscription.to_owned(), 0);
+        Ok(parked
+            .range(from..)
+            .take_while(|((name, _), _)| name == subscription)
+            .map(|(_, parked)| parked.clone())
+            .collect())
+    }
+
+    async fn unpark(&self, subscription: &str, position: u64) -> Result<bool, StoreError> {
+        let key = (subscription.to_owned(), position);
+        Ok(self.parked_mut().remove(&key).is_some())
     }
 }
 

@@ -10,6 +10,7 @@ cqrs_core::store_conformance_tests!(async { Arc::new(MemoryStore::new()) });
 cqrs_core::snapshot_store_conformance_tests!(async { Arc::new(MemoryStore::new()) });
 cqrs_core::checkpoint_store_conformance_tests!(async { Arc::new(MemoryStore::new()) });
 cqrs_core::tracking_store_conformance_tests!(async { Arc::new(MemoryStore::new()) });
+cqrs_core::parking_store_conformance_tests!(async { Arc::new(MemoryStore::new()) });
 cqrs_core::gap_free_positions_conformance_tests!(async { Arc::new(MemoryStore::new()) });
 
 proptest! {

@@ -4,7 +4,9 @@
 use crate::projection::{AnyProjection, MultiProjection};
 use crate::store::SqliteStore;
 use async_trait::async_trait;
-use cqrs_core::{CheckpointStore, Consumer, EventFilter, HandlerError, RecordedEvent, StoreError};
+use cqrs_core::{
+    CheckpointStore, Consumer, EventFilter, HandlerError, ParkingStore, RecordedEvent, StoreError,
+};
 use std::sync::Arc;
 
 impl SqliteStore {
@@ -62,6 +64,30 @@ impl Consumer for ProjectionConsumer {
         let projection = Arc::clone(&self.projection);
         self.store
             .reset_projection(projection, subscription.to_owned())
+            .await?;
+        Ok(())
+    }
+
+    async fn pass(&self, subscription: &str, event: &RecordedEvent) -> Result<(), HandlerError> {
+        Ok(self
+            .store
+            .save_checkpoint(subscription, event.position)
+            .await?)
+    }
+
+    /// Applies the event and removes it from the parked events of this consumer's store
+    /// (the subscription's, when it parks there), in one transaction: exactly once. An
+    /// event no longer parked is not applied. `parking` is not used.
+    async fn consume_parked(
+        &self,
+        subscription: &str,
+        event: &RecordedEvent,
+        parking: &dyn ParkingStore,
+    ) -> Result<(), HandlerError> {
+        let _ = parking;
+        let projection = Arc::clone(&self.projection);
+        self.store
+            .project_parked(projection, subscription.to_owned(), event.clone())
             .await?;
         Ok(())
     }

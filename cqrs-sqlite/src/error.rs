@@ -46,6 +46,17 @@ pub enum SqliteError {
         /// The integer as it was found.
         value: String,
     },
+    /// A row of the parked events cannot be read: damaged, or written by something other
+    /// than this crate.
+    #[error("the event subscription `{subscription}` parked at position {position} is unreadable: {reason}")]
+    ParkedUnreadable {
+        /// The subscription whose entry it is.
+        subscription: String,
+        /// Its position, as found.
+        position: String,
+        /// What could not be read.
+        reason: String,
+    },
 }
 
 impl From<SqliteError> for StoreError {

@@ -517,23 +517,51 @@ impl TrackingStore for SqliteStore {
                 if let Some(tracking) = &batch.tracking {
                     check_passed(tracking, checkpoints::read(conn, &tracking.subscription)?)?;
                 }
-                let mut outcomes = Vec::with_capacity(batch.appends.len());
-                for append in batch.appends {
-                    let appended =
-                        events::append(conn, &append.stream_id, append.expected, append.events)?;
-                    for event in &appended.events {
-                        for projection in projections.iter() {
-                            projection.project(conn, event)?;
-                        }
-                    }
-                    outcomes.push(appended);
-                }
+                let outcomes = append_each(conn, &projections, batch.appends)?;
                 if let Some(tracking) = &batch.tracking {
                     checkpoints::write(conn, &tracking.subscription, tracking.position)?;
                 }
                 Ok(outcomes)
             })
             .await?;
+        self.announce_batch(&outcomes);
+        Ok(outcomes)
+    }
+
+    /// See `store::parked`.
+    async fn append_batch_unparking(
+        &self,
+        batch: AppendBatch,
+        subscription: &str,
+        position: u64,
+    ) -> Result<Vec<Appended>, StoreError> {
+        self.unparking(batch, subscription, position).await
+    }
+}
+
+/// Makes a batch's appends in order, each with the inline projections, inside the caller's
+/// writer job.
+fn append_each(
+    conn: &Connection,
+    projections: &Projections,
+    appends: Vec<cqrs_core::tracking::StreamAppend>,
+) -> Result<Vec<Appended>, StoreError> {
+    let mut outcomes = Vec::with_capacity(appends.len());
+    for append in appends {
+        let appended = events::append(conn, &append.stream_id, append.expected, append.events)?;
+        for event in &appended.events {
+            for projection in projections.iter() {
+                projection.project(conn, event)?;
+            }
+        }
+        outcomes.push(appended);
+    }
+    Ok(outcomes)
+}
+
+impl SqliteStore {
+    /// Signals the last position a committed batch appended, if it appended any.
+    fn announce_batch(&self, outcomes: &[Appended]) {
         let last = outcomes
             .iter()
             .filter_map(|appended| appended.events.last())
@@ -542,7 +570,6 @@ impl TrackingStore for SqliteStore {
         if let Some(last) = last {
             self.announce(last);
         }
-        Ok(outcomes)
     }
 }
 
@@ -577,5 +604,6 @@ impl CheckpointStore for SqliteStore {
     }
 }
 
+mod parked;
 #[cfg(test)]
 mod tests;

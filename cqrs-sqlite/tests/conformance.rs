@@ -32,6 +32,7 @@ cqrs_core::store_conformance_tests!(temp_store());
 cqrs_core::snapshot_store_conformance_tests!(temp_store());
 cqrs_core::checkpoint_store_conformance_tests!(temp_store());
 cqrs_core::tracking_store_conformance_tests!(temp_store());
+cqrs_core::parking_store_conformance_tests!(temp_store());
 cqrs_core::gap_free_positions_conformance_tests!(temp_store());
 
 proptest! {

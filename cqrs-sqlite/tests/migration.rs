@@ -6,7 +6,8 @@ mod common;
 use common::{db_path, raw};
 use cqrs_core::testing::toy::tagged_event;
 use cqrs_core::{
-    CheckpointStore, EventFilter, EventStore, ExpectedVersion, LogRead, Snapshot, SnapshotStore,
+    CheckpointStore, EventFilter, EventStore, ExpectedVersion, LogRead, ParkedEvent, ParkingStore,
+    Snapshot, SnapshotStore,
 };
 use cqrs_sqlite::{SqliteStore, APPLICATION_ID, SCHEMA_VERSION};
 use std::path::Path;
@@ -210,4 +211,44 @@ async fn a_new_file_never_gives_a_position_twice() {
         .await
         .unwrap();
     assert_eq!(appended.events[0].position, 4);
+}
+
+#[tokio::test]
+async fn a_file_of_schema_6_gains_the_parked_events_table_keeping_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = SqliteStore::open(&path).await.unwrap();
+    store
+        .append("s", ExpectedVersion::NoStream, vec![tagged_event("a")])
+        .await
+        .unwrap();
+    drop(store);
+    // What schema 6 wrote: everything but the table of migration 7.
+    raw(&path)
+        .execute_batch("DROP TABLE parked; PRAGMA user_version = 6;")
+        .unwrap();
+    let before = raw_events(&path);
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(raw_events(&path), before);
+    let version: u32 = raw(&path)
+        .query_row("SELECT user_version FROM pragma_user_version", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let event = store.read_all(1, 10).await.unwrap().remove(0);
+    let parked = ParkedEvent {
+        subscription: "sub".into(),
+        position: event.position,
+        event_id: event.event_id,
+        stream_id: event.stream_id,
+        version: event.version,
+        event_type: event.event_type,
+        error: "boom".into(),
+        attempts: 3,
+        parked_at: cqrs_core::backend::recorded_now(),
+    };
+    store.park(parked.clone()).await.unwrap();
+    assert_eq!(store.parked("sub").await.unwrap(), [parked]);
 }

@@ -14,6 +14,7 @@ use crate::backend::recorded_now;
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::log::{Direction, EventFilter, LogRead};
 use crate::metadata::Metadata;
+use crate::parking::{ParkedEvent, ParkingStore};
 use crate::snapshot::{Snapshot, SnapshotStore};
 use crate::store::{EventStore, ExpectedVersion, StoreError};
 use crate::subscription::CheckpointStore;
@@ -1489,6 +1490,173 @@ pub async fn one_batch_per_tracked_event_under_concurrency<S: TrackingStore>(sto
     assert_eq!(store.load_checkpoint(&subscription).await.unwrap(), 6);
 }
 
+/// An entry of the parked list, as a subscription would record it.
+fn parked_entry(subscription: &str, position: u64, error: &str) -> ParkedEvent {
+    ParkedEvent {
+        subscription: subscription.to_owned(),
+        position,
+        event_id: Uuid::new_v4(),
+        stream_id: format!("Tally-{position}"),
+        version: position % 1000 + 1,
+        event_type: "Added".to_owned(),
+        error: error.to_owned(),
+        attempts: 5,
+        parked_at: recorded_now(),
+    }
+}
+
+/// A parking store keeps each subscription's parked events apart, lists them in position
+/// order field for field, replaces an entry parked again at the same position, and removes
+/// one entry at a time, saying whether it was there.
+pub async fn parked_events_are_kept_per_subscription_in_position_order<S: ParkingStore>(store: &S) {
+    let (name, other) = (new_stream(), new_stream());
+    assert!(
+        store.parked(&name).await.unwrap().is_empty(),
+        "an unknown name"
+    );
+    let largest = u64::try_from(i64::MAX).unwrap_or(u64::MAX);
+    let seven = parked_entry(&name, 7, "handler failed: 日本語 \"quoted\"\nsecond line");
+    let three = parked_entry(&name, 3, "boom");
+    let far = parked_entry(&name, largest, "far");
+    for parked in [&seven, &three, &far, &parked_entry(&other, 5, "other")] {
+        store.park(parked.clone()).await.unwrap();
+    }
+    assert_eq!(
+        store.parked(&name).await.unwrap(),
+        [three.clone(), seven.clone(), far.clone()],
+        "in position order, every field as parked"
+    );
+    let again = ParkedEvent {
+        error: "failed again".to_owned(),
+        attempts: 11,
+        ..seven.clone()
+    };
+    store.park(again.clone()).await.unwrap();
+    assert_eq!(
+        store.parked(&name).await.unwrap(),
+        [three.clone(), again, far.clone()],
+        "parked again at the same position: replaced, not added"
+    );
+    assert!(store.unpark(&name, 7).await.unwrap());
+    assert!(!store.unpark(&name, 7).await.unwrap(), "removed twice");
+    assert!(!store.unpark(&name, 4).await.unwrap(), "never parked");
+    assert_eq!(store.parked(&name).await.unwrap(), [three, far]);
+    assert_eq!(
+        store.parked(&other).await.unwrap().len(),
+        1,
+        "another subscription's entries changed"
+    );
+}
+
+/// A batch unparking an event commits its appends and the entry's removal together; a
+/// second one for the same entry is [`StoreError::NotParked`]; a batch with a checkpoint is
+/// an invalid argument; any refusal appends nothing and leaves the entry parked.
+pub async fn unparking_batches_commit_with_their_appends<S: TrackingStore + ParkingStore>(
+    store: &S,
+) {
+    let (stream, subscription) = (new_stream(), new_stream());
+    store.save_checkpoint(&subscription, 20).await.unwrap();
+    store
+        .park(parked_entry(&subscription, 9, "boom"))
+        .await
+        .unwrap();
+    let batch = || AppendBatch::new().append(&stream, ExpectedVersion::Any, events("r", 2));
+    let before = read_whole_log(store).await.len();
+    let refusals = [
+        (batch().tracking(&subscription, 21), "a tracking checkpoint"),
+        (
+            batch().append(&stream, ExpectedVersion::Exact(7), events("late", 1)),
+            "a wrong expected version",
+        ),
+    ];
+    for (refused, why) in refusals {
+        let outcome = store
+            .append_batch_unparking(refused, &subscription, 9)
+            .await;
+        match (&outcome, why) {
+            (Err(StoreError::InvalidArgument { argument, .. }), _) if why.contains("tracking") => {
+                assert_eq!(*argument, "batch");
+            }
+            (Err(StoreError::WrongExpectedVersion { .. }), _) if why.contains("expected") => {}
+            _ => panic!("{why}: expected its own refusal, got {outcome:?}"),
+        }
+        assert_eq!(read_whole_log(store).await.len(), before, "{why}: appended");
+        assert_eq!(store.parked(&subscription).await.unwrap().len(), 1, "{why}");
+        assert_eq!(store.load_checkpoint(&subscription).await.unwrap(), 20);
+    }
+    let outcomes = store
+        .append_batch_unparking(batch(), &subscription, 9)
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(read_whole_stream(store, &stream).await.len(), 2);
+    assert!(store.parked(&subscription).await.unwrap().is_empty());
+    assert_eq!(
+        store.load_checkpoint(&subscription).await.unwrap(),
+        20,
+        "the checkpoint moved"
+    );
+    match store
+        .append_batch_unparking(batch(), &subscription, 9)
+        .await
+    {
+        Err(StoreError::NotParked {
+            subscription: name,
+            position,
+        }) => assert_eq!((name.as_str(), position), (subscription.as_str(), 9)),
+        other => panic!("expected NotParked, got {other:?}"),
+    }
+    assert_eq!(
+        read_whole_stream(store, &stream).await.len(),
+        2,
+        "a batch for an entry gone appended"
+    );
+    // No append: a reaction that issued no command still takes the entry off.
+    store
+        .park(parked_entry(&subscription, 10, "boom"))
+        .await
+        .unwrap();
+    store
+        .append_batch_unparking(AppendBatch::new(), &subscription, 10)
+        .await
+        .unwrap();
+    assert!(store.parked(&subscription).await.unwrap().is_empty());
+}
+
+/// Batches retrying the same parked event, raced from many tasks, commit exactly once: the
+/// others are [`StoreError::NotParked`] and append nothing.
+pub async fn one_unparking_batch_per_parked_event_under_concurrency<
+    S: TrackingStore + ParkingStore,
+>(
+    store: &S,
+) {
+    let (stream, subscription) = (new_stream(), new_stream());
+    store
+        .park(parked_entry(&subscription, 4, "boom"))
+        .await
+        .unwrap();
+    let outcomes = run_on_threads(WRITERS, |writer| {
+        store.append_batch_unparking(
+            AppendBatch::new().append(
+                &stream,
+                ExpectedVersion::Any,
+                events(&format!("w{writer}"), 1),
+            ),
+            &subscription,
+            4,
+        )
+    });
+    let committed = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    assert_eq!(committed, 1, "{outcomes:?}");
+    for outcome in &outcomes {
+        assert!(
+            matches!(outcome, Ok(_) | Err(StoreError::NotParked { .. })),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(read_whole_stream(store, &stream).await.len(), 1);
+}
+
 /// A snapshot store keeps the latest snapshot per stream, byte for byte, and never lets an
 /// older one replace a newer.
 pub async fn snapshots_keep_the_latest<S: SnapshotStore>(store: &S) {
@@ -1548,6 +1716,21 @@ macro_rules! checkpoint_store_conformance_tests {
     ($make:expr) => {
         $crate::store_conformance_tests!(@each $make;
             checkpoints_start_at_zero_and_keep_the_latest,
+        );
+    };
+}
+
+/// One `#[tokio::test]` per check of [`ParkingStore`], and of the batches of a
+/// [`TrackingStore`] that retry a parked event, each on a fresh store (see
+/// [`store_conformance_tests!`](crate::store_conformance_tests)). The store implements
+/// both traits.
+#[macro_export]
+macro_rules! parking_store_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@each $make;
+            parked_events_are_kept_per_subscription_in_position_order,
+            unparking_batches_commit_with_their_appends,
+            one_unparking_batch_per_parked_event_under_concurrency,
         );
     };
 }

@@ -6,5 +6,6 @@
 
 pub(crate) mod checkpoints;
 pub(crate) mod events;
+pub(crate) mod parked;
 pub(crate) mod schema;
 pub(crate) mod snapshots;

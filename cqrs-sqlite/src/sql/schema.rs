@@ -14,7 +14,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 
 /// The schema version this crate writes: how many migrations it knows.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// `PRAGMA application_id` of every file this crate creates or migrates (`CQRS` in ASCII),
 /// so that another application's SQLite file is never taken for a store.
@@ -151,6 +151,23 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
         SELECT event_type, position FROM events WHERE typeof(event_type) = 'text';
     INSERT INTO log_indexed (only, up_to)
         SELECT 1, max(0, coalesce(max(position), 0)) FROM events;",
+    // 7: the events subscriptions parked (`cqrs_core::parking`): one row per subscription
+    // and position, with the event's identity and its last error, until it is retried or
+    // discarded. Each column's type is checked on insert, as the events' are.
+    "CREATE TABLE parked (
+        subscription TEXT    NOT NULL CHECK (typeof(subscription) = 'text'),
+        position     INTEGER NOT NULL CHECK (typeof(position) = 'integer' AND position >= 1),
+        event_id     BLOB    NOT NULL
+                             CHECK (typeof(event_id) = 'blob' AND length(event_id) = 16),
+        stream_id    TEXT    NOT NULL CHECK (typeof(stream_id) = 'text'),
+        version      INTEGER NOT NULL CHECK (typeof(version) = 'integer' AND version >= 1),
+        event_type   TEXT    NOT NULL CHECK (typeof(event_type) = 'text'),
+        error        TEXT    NOT NULL CHECK (typeof(error) = 'text'),
+        attempts     INTEGER NOT NULL CHECK (typeof(attempts) = 'integer'
+                                             AND attempts BETWEEN 0 AND 4294967295),
+        parked_at    INTEGER NOT NULL CHECK (typeof(parked_at) = 'integer'),
+        PRIMARY KEY (subscription, position)
+    ) WITHOUT ROWID;",
 ];
 
 /// WAL pages after which the writer's commit copies the WAL into the database file
