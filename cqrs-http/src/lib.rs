@@ -17,6 +17,8 @@
 
 mod app;
 mod auth;
+#[cfg(feature = "client")]
+pub mod client;
 mod config;
 mod error;
 mod feed;
