@@ -1,5 +1,6 @@
 //! Runnable example domains of the framework: the cart (also what the benchmark runs), the
-//! "minimum CQRS" orders, library lending and user onboarding (aggregates kept consistent by
+//! "minimum CQRS" orders (and the sales read model a reporting context builds from their feed
+//! over HTTP), library lending and user onboarding (aggregates kept consistent by
 //! subscriptions), and demos that run them on any event store.
 
 pub mod cart;
@@ -7,6 +8,7 @@ pub mod demo;
 pub mod library;
 pub mod onboarding;
 pub mod order;
+pub mod sales;
 
 /// The README's Rust blocks, compiled and run as doctests so the quick start cannot rot.
 #[cfg(doctest)]

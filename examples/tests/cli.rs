@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 
 /// Each binary with the flags its usage names.
-const BINARIES: [(&str, &str, &[&str]); 5] = [
+const BINARIES: [(&str, &str, &[&str]); 7] = [
     (
         "cqrs-examples",
         env!("CARGO_BIN_EXE_cqrs-examples"),
@@ -17,6 +17,16 @@ const BINARIES: [(&str, &str, &[&str]); 5] = [
         "onboarding",
         env!("CARGO_BIN_EXE_onboarding"),
         &["--data-dir"],
+    ),
+    (
+        "serve",
+        env!("CARGO_BIN_EXE_serve"),
+        &["--data-dir", "--addr", "--no-stories", "--page-size"],
+    ),
+    (
+        "reporting",
+        env!("CARGO_BIN_EXE_reporting"),
+        &["--feed", "--data-dir", "--until", "--long-poll"],
     ),
 ];
 
