@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 /// The subscriptions the browser lists, with where their checkpoints are kept.
 #[derive(Clone)]
-#[expect(dead_code, reason = "read by the browser, in the next commit")]
 pub(crate) struct Subscriptions {
     pub(crate) checkpoints: Arc<dyn CheckpointStore>,
     pub(crate) names: Vec<String>,
@@ -28,7 +27,6 @@ pub(crate) struct App {
     pub(crate) config: Arc<FeedConfig>,
     pub(crate) visibility: Arc<dyn Visibility>,
     pub(crate) pages: Arc<PageCache>,
-    #[expect(dead_code, reason = "read by the browser, in the next commit")]
     pub(crate) subscriptions: Option<Subscriptions>,
 }
 

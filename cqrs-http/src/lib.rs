@@ -17,6 +17,7 @@
 
 mod app;
 mod auth;
+mod browser;
 #[cfg(feature = "client")]
 pub mod client;
 mod config;
@@ -111,6 +112,7 @@ impl HttpFeed {
             .route("/events/by-id/{event_id}", get(reads::by_id))
             .route("/events/by-id/{event_id}/caused", get(reads::caused))
             .route("/correlations/{correlation_id}", get(reads::correlation))
+            .merge(browser::routes())
             .with_state(app)
             .layer(CompressionLayer::new())
     }
