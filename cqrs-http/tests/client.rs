@@ -305,3 +305,48 @@ async fn a_redacted_event_cannot_be_consumed_and_stops_the_follower() {
         "the page is delivered whole or not at all"
     );
 }
+
+#[tokio::test]
+async fn streams_that_end_after_answering_never_add_up_to_giving_up() {
+    let store = MemoryStore::new();
+    tags(&store, "Cart-1", 2).await;
+    let streams = Arc::new(AtomicU32::new(0));
+    let counted = streams.clone();
+    // Every SSE request is answered, then the stream ends at once (as a proxy dropping an
+    // idle connection would).
+    let router = HttpFeed::new(store)
+        .router()
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let counted = counted.clone();
+                async move {
+                    if request.uri().path() == "/feed/sse" {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        return ([("content-type", "text/event-stream")], "").into_response();
+                    }
+                    next.run(request).await
+                }
+            },
+        ));
+    let base = serve(router).await;
+    let backoff = Backoff {
+        attempts: 2,
+        first: Duration::from_millis(1),
+        max: Duration::from_millis(2),
+    };
+    let mut running = FeedFollower::new(&base, "idle", Recorder::default())
+        .with_backoff(backoff)
+        .start();
+    running.wait_for(2).await.unwrap();
+    for _ in 0..4_000 {
+        if streams.load(Ordering::SeqCst) >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        streams.load(Ordering::SeqCst) >= 6,
+        "the follower stopped reconnecting"
+    );
+    running.stop().await.unwrap(); // still running after 6 dropped streams, with 2 attempts
+}

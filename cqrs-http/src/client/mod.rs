@@ -164,14 +164,16 @@ impl FeedFollower {
     }
 
     /// Sessions from the stored checkpoint until done, stopped, or a failure that is not
-    /// retried; a session that delivered anything resets the count of failures.
+    /// retried. Failures are counted in a row per kind: an answer from the feed resets the
+    /// count of feed failures (so an idle stream dropped now and then never adds up), a page
+    /// the consumer took resets the count of consumer failures.
     async fn run(
         &self,
         live: bool,
         progress: Option<&watch::Sender<u64>>,
         stop: Option<watch::Receiver<bool>>,
     ) -> Result<u64, FollowError> {
-        let failures = AtomicU32::new(0);
+        let failures = Failures::default();
         let session = Session {
             follower: self,
             progress,
@@ -184,7 +186,11 @@ impl FeedFollower {
                 Err(Failure::Stop(error)) => return Err(error),
                 Err(Failure::Retry(error)) => error,
             };
-            let attempts = failures.fetch_add(1, Ordering::Relaxed) + 1;
+            let count = match failure {
+                FollowError::Consumer { .. } => &failures.consumer,
+                _ => &failures.feed,
+            };
+            let attempts = count.fetch_add(1, Ordering::Relaxed) + 1;
             if attempts >= self.backoff.attempts.max(1) {
                 return Err(with_attempts(failure, attempts));
             }
@@ -241,7 +247,14 @@ struct Session<'a> {
     follower: &'a FeedFollower,
     progress: Option<&'a watch::Sender<u64>>,
     stop: Option<watch::Receiver<bool>>,
-    failures: &'a AtomicU32,
+    failures: &'a Failures,
+}
+
+/// Failed attempts in a row, of the feed and of the consumer.
+#[derive(Default)]
+struct Failures {
+    feed: AtomicU32,
+    consumer: AtomicU32,
 }
 
 impl Session<'_> {
@@ -322,6 +335,7 @@ impl Session<'_> {
         let follower = self.follower;
         let head_url = format!("{}/feed{}", follower.base, self.page_query());
         let head_page: PageJson = follower.http.get_json(&head_url).await?;
+        self.failures.feed.store(0, Ordering::Relaxed);
         let head = head_page.head_position.unwrap_or(0);
         if head < *checkpoint {
             return Err(Failure::Stop(FollowError::FeedBehind {
@@ -465,7 +479,7 @@ impl Session<'_> {
                 })
             })?;
         *checkpoint = last;
-        self.failures.store(0, Ordering::Relaxed);
+        self.failures.consumer.store(0, Ordering::Relaxed);
         self.report(last);
         Ok(())
     }

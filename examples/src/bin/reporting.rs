@@ -17,8 +17,8 @@ struct Cli {
     feed: String,
     #[command(flatten)]
     data_dir: DataDirArg,
-    /// Stop once every order event up to this position is in the read model, and print it
-    /// [default: follow until killed]
+    /// Stop once the order event at this position (the last one wanted) is in the read
+    /// model, and print it [default: follow until killed]
     #[arg(long, value_name = "POSITION")]
     until: Option<u64>,
     /// Follow by long-polling instead of Server-Sent Events
