@@ -94,10 +94,17 @@ impl HttpFeed {
     /// The routes (all `GET`), compressed where the client accepts it. Mount them at the
     /// root, or under [`FeedConfig::base_path`] with `Router::nest`.
     pub fn router(self) -> Router {
+        // Settings set field by field may be out of range: a page or a read is never empty.
+        let config = FeedConfig {
+            page_size: self.config.page_size.max(1),
+            max_limit: self.config.max_limit.max(1),
+            scan_window: self.config.scan_window.max(1),
+            ..self.config
+        };
         let app = App {
-            pages: Arc::new(PageCache::new(self.config.page_cache_bytes)),
+            pages: Arc::new(PageCache::new(config.page_cache_bytes)),
             store: self.store,
-            config: Arc::new(self.config),
+            config: Arc::new(config),
             visibility: self.visibility,
             subscriptions: self.subscriptions,
         };

@@ -231,3 +231,22 @@ async fn a_store_that_is_down_gives_503_with_retry_after() {
     store.down.store(false, Ordering::SeqCst);
     assert_eq!(get(&format!("{base}/feed")).await.0, 200);
 }
+
+#[tokio::test]
+async fn settings_out_of_range_are_raised_to_the_smallest_that_works() {
+    let store = MemoryStore::new();
+    append(&store, "Cart-1", &["a", "b"]).await;
+    let config = FeedConfig {
+        page_size: 0,
+        max_limit: 0,
+        ..FeedConfig::default()
+    };
+    let base = serve(HttpFeed::new(store).with_config(config).router()).await;
+    let head = json(&format!("{base}/feed")).await;
+    assert_eq!(
+        (head["page"].as_u64(), head["page_size"].as_u64()),
+        (Some(3), Some(1))
+    );
+    let read = json(&format!("{base}/feed/events?limit=50")).await;
+    assert_eq!(positions(&read["events"]), [1]);
+}
