@@ -202,6 +202,15 @@ async fn responses_are_compressed_for_clients_that_accept_it() {
     let (_, headers, body) = get_with(&client, &format!("{base}/feed"), &[]).await;
     assert_eq!(header(&headers, "content-encoding"), "");
     assert!(body.contains("tag-49"));
+    // A live stream is never compressed: a compressor would hold events back.
+    let live = client
+        .get(format!("{base}/feed/sse?after=0"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(live.headers(), "content-type"), "text/event-stream");
+    assert_eq!(header(live.headers(), "content-encoding"), "");
 }
 
 #[tokio::test]
