@@ -167,10 +167,24 @@ impl Driver {
         let encoded = self.command(None, "/screenshot").await;
         decode_base64(encoded.as_str().unwrap())
     }
+}
 
-    async fn quit(mut self) {
-        let url = format!("{}/session/{}", self.url, self.session);
-        let _ = self.http.delete(url).send().await;
+/// Ends the browser session and chromedriver, also when an assertion failed: a plain
+/// blocking `DELETE` (no runtime needed in `drop`), then the process is killed.
+impl Drop for Driver {
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let address = self.url.trim_start_matches("http://");
+        if let Ok(mut connection) = std::net::TcpStream::connect(address) {
+            let _ = connection.set_read_timeout(Some(Duration::from_secs(10)));
+            let request = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            if connection.write_all(request.as_bytes()).is_ok() {
+                let _ = connection.read_to_end(&mut Vec::new());
+            }
+        }
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
@@ -300,5 +314,4 @@ async fn clicking_from_a_stream_to_an_event_to_its_cause_and_its_trace_and_taili
     driver
         .wait_for_text("#tail-rows", &format!("{second} Probe-1"))
         .await;
-    driver.quit().await;
 }
