@@ -15,9 +15,19 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A child process that is killed when dropped, so a failing test leaves none behind.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `serve` on `addr` over the store in `dir`, without the stories; returns the
 /// process and the URL it printed.
-fn start_server(dir: &Path, addr: &str) -> (Child, String) {
+fn start_server(dir: &Path, addr: &str) -> (Process, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_serve"))
         .args([
             "--no-stories",
@@ -38,7 +48,7 @@ fn start_server(dir: &Path, addr: &str) -> (Child, String) {
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("unexpected first line: {line}"))
         .to_owned();
-    (child, url)
+    (Process(child), url)
 }
 
 /// The reporting process's checkpoint, read from its file (0 before it wrote one).
@@ -124,13 +134,15 @@ async fn a_second_process_follows_the_feed_exactly_once_across_a_server_restart(
     let mut expected = BTreeMap::new();
     let first_batch = place_orders(&orders, 0, 150, &mut expected).await;
 
-    let (mut server, url) = start_server(&orders_dir, "127.0.0.1:0");
-    let mut reporting = Command::new(env!("CARGO_BIN_EXE_reporting"))
-        .args(["--feed", &url, "--data-dir"])
-        .arg(&reporting_dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (server, url) = start_server(&orders_dir, "127.0.0.1:0");
+    let mut reporting = Process(
+        Command::new(env!("CARGO_BIN_EXE_reporting"))
+            .args(["--feed", &url, "--data-dir"])
+            .arg(&reporting_dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let reporting_db = reporting_dir.join("reporting.db");
 
     // Kill the server as soon as the reporting process has committed something: it is then
@@ -138,24 +150,21 @@ async fn a_second_process_follows_the_feed_exactly_once_across_a_server_restart(
     wait_until("the reporting process commits a first page", || {
         reporting_checkpoint(&reporting_db) > 0
     });
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server); // killed
     let killed_at = reporting_checkpoint(&reporting_db);
     let last = place_orders(&orders, 150, 60, &mut expected).await;
     assert!(last > first_batch);
-    let (mut server, _) = start_server(&orders_dir, url.trim_start_matches("http://"));
+    let (server, _) = start_server(&orders_dir, url.trim_start_matches("http://"));
 
     wait_until("the reporting process reaches the last order event", || {
         reporting_checkpoint(&reporting_db) >= last
     });
     assert!(
-        reporting.try_wait().unwrap().is_none(),
+        reporting.0.try_wait().unwrap().is_none(),
         "the reporting process is still following"
     );
-    reporting.kill().unwrap();
-    reporting.wait().unwrap();
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(reporting);
+    drop(server);
 
     let conn = Connection::open(&reporting_db).unwrap();
     assert_eq!(
