@@ -98,7 +98,10 @@ async fn serve(db: &std::path::Path, args: &Args) -> Result<(), Error> {
             .skip(1)
             .filter_map(|w| w.parse().ok())
             .collect();
-        let (count, bytes) = (words[0], usize::try_from(words[1])?);
+        let [count, bytes] = words[..] else {
+            return Err(format!("expected `append COUNT BYTES`, got {line:?}").into());
+        };
+        let bytes = usize::try_from(bytes)?;
         for _ in 0..count {
             store
                 .append("Load-1", ExpectedVersion::Any, vec![event(bytes)])
