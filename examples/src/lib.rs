@@ -1,5 +1,6 @@
 //! Runnable example domains of the framework: the cart (also what the benchmark runs), the
-//! "minimum CQRS" orders, library lending and user onboarding (aggregates kept consistent by
+//! "minimum CQRS" orders (and the sales read model a reporting context builds from their feed
+//! over HTTP), library lending and user onboarding (aggregates kept consistent by
 //! subscriptions), bank transfers (a process manager across aggregates, exactly once), and
 //! demos that run them on any event store.
 
@@ -9,6 +10,7 @@ pub mod demo;
 pub mod library;
 pub mod onboarding;
 pub mod order;
+pub mod sales;
 
 /// The README's Rust blocks, compiled and run as doctests so the quick start cannot rot.
 #[cfg(doctest)]

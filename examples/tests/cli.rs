@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 
 /// Each binary with the flags its usage names.
-const BINARIES: [(&str, &str, &[&str]); 6] = [
+const BINARIES: [(&str, &str, &[&str]); 8] = [
     (
         "cqrs-examples",
         env!("CARGO_BIN_EXE_cqrs-examples"),
@@ -22,6 +22,16 @@ const BINARIES: [(&str, &str, &[&str]); 6] = [
         "bank",
         env!("CARGO_BIN_EXE_bank"),
         &["--data-dir", "--settle"],
+    ),
+    (
+        "serve",
+        env!("CARGO_BIN_EXE_serve"),
+        &["--data-dir", "--addr", "--no-stories", "--page-size"],
+    ),
+    (
+        "reporting",
+        env!("CARGO_BIN_EXE_reporting"),
+        &["--feed", "--data-dir", "--until", "--long-poll"],
     ),
 ];
 
