@@ -189,6 +189,13 @@ pub enum StoreError {
         #[source]
         source: crate::handler::HandlerError,
     },
+    /// The store does not implement this operation (an optional part of a contract,
+    /// such as listing checkpoints); nothing was read or changed.
+    #[error("this store does not support {operation}")]
+    Unsupported {
+        /// What was asked, as a phrase ("listing checkpoints").
+        operation: &'static str,
+    },
     /// Any other backend failure (I/O, a closed store, an incompatible file, ...).
     #[error("event store backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -37,6 +37,14 @@ pub trait CheckpointStore: Send + Sync + 'static {
     async fn load_checkpoint(&self, subscription: &str) -> Result<u64, StoreError>;
     /// Records that everything up to `position` has been handled.
     async fn save_checkpoint(&self, subscription: &str, position: u64) -> Result<(), StoreError>;
+    /// Every stored checkpoint as `(subscription, position)`, by name: what an operator's
+    /// tool lists (`cqrs subscriptions list`). Optional: the default refuses with
+    /// [`StoreError::Unsupported`], so a store written before it keeps compiling.
+    async fn checkpoints(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        Err(StoreError::Unsupported {
+            operation: "listing checkpoints",
+        })
+    }
 }
 
 #[async_trait]
@@ -47,6 +55,10 @@ impl<C: CheckpointStore + ?Sized> CheckpointStore for Arc<C> {
 
     async fn save_checkpoint(&self, subscription: &str, position: u64) -> Result<(), StoreError> {
         (**self).save_checkpoint(subscription, position).await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        (**self).checkpoints().await
     }
 }
 

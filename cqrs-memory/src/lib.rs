@@ -355,6 +355,19 @@ impl CheckpointStore for MemoryStore {
             .insert(subscription.to_owned(), position);
         Ok(())
     }
+
+    async fn checkpoints(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let checkpoints = self
+            .checkpoints
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut listed: Vec<_> = checkpoints
+            .iter()
+            .map(|(name, position)| (name.clone(), *position))
+            .collect();
+        listed.sort();
+        Ok(listed)
+    }
 }
 
 /// The log and the checkpoints are locked together (log first, as nowhere else takes both),

@@ -602,6 +602,10 @@ impl CheckpointStore for SqliteStore {
             .run(move |conn| checkpoints::write(conn, &subscription, position))
             .await
     }
+
+    async fn checkpoints(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.readers.run(checkpoints::list).await
+    }
 }
 
 mod parked;

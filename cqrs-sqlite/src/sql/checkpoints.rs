@@ -46,3 +46,18 @@ pub(crate) fn read(conn: &Connection, subscription: &str) -> Result<u64, StoreEr
         Some(position) => Ok(convert(position, "checkpoint position")?),
     }
 }
+
+/// Every checkpoint, by subscription name.
+pub(crate) fn list(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    let rows: Vec<(String, i64)> = conn
+        .prepare_cached("SELECT subscription, position FROM checkpoints ORDER BY subscription")
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .and_then(Iterator::collect)
+        })
+        .map_err(store_error)?;
+    rows.into_iter()
+        .map(|(name, position)| Ok((name, convert(position, "checkpoint position")?)))
+        .collect()
+}

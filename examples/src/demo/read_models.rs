@@ -41,6 +41,7 @@ fn status_of(event: &OrderEvent) -> (&str, OrderStatus) {
 }
 
 /// `order_read_models(order_id, status)` in the event store's file, kept inline.
+#[derive(Default)]
 pub struct OrderReadModels {
     outage: Outage,
 }
