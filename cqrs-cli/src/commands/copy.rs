@@ -8,7 +8,7 @@
 //! end both logs are counted and hashed (SHA-256 over each event's copied fields, in log
 //! order), and any difference is an error.
 
-use super::PAGE;
+use super::context::{head, PAGE};
 use crate::args::CopyArgs;
 use crate::error::CliError;
 use crate::output::Output;
@@ -33,7 +33,7 @@ pub(crate) async fn run(args: CopyArgs, out: &mut Output<'_>) -> Result<(), CliE
     let target = args.to.open(Opening::Create).await?;
     let (source, target) = (source.events.as_ref(), target.events.as_ref());
     let start = resume_at(source, target).await?;
-    let total = super::head(source).await?;
+    let total = head(source).await?;
     let mut progress = Progress::new("copy", total);
     let mut from = start;
     let mut copied = 0u64;

@@ -1,6 +1,6 @@
 //! Reading: `stream show|events`, `event show`, `tail [-f]`, `trace`, `search`.
 
-use super::{check_limit, event_columns, event_record, head, log_filter, Ctx, PAGE};
+use super::context::{check_limit, event_columns, event_record, head, log_filter, Ctx, PAGE};
 use crate::args::{EventCommand, SearchArgs, StreamCommand, StreamEventsArgs, TailArgs, TraceArgs};
 use crate::error::CliError;
 use crate::output::Output;

@@ -1,6 +1,6 @@
 //! `serve`: the store's HTTP feed and event browser (`cqrs-http`), read-only.
 
-use super::Ctx;
+use super::context::Ctx;
 use crate::args::ServeArgs;
 use crate::error::CliError;
 use crate::output::Output;

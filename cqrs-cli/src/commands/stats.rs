@@ -1,6 +1,6 @@
 //! `stats`: what the store holds, counted in one pass over the log, and its size on disk.
 
-use super::Ctx;
+use super::context::Ctx;
 use crate::error::CliError;
 use crate::output::Output;
 use crate::target::{quote_ident, Backend, StoreUrl};

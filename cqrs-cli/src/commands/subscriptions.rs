@@ -2,7 +2,7 @@
 //! and `rebuild`. Every change is recorded in the audit log (see `crate::audit`) with its
 //! outcome, whether it succeeded or not.
 
-use super::{head, Ctx};
+use super::context::{head, Ctx};
 use crate::args::{ChangeArgs, ParkedCommand, RebuildArgs, SubscriptionsCommand};
 use crate::audit;
 use crate::error::CliError;

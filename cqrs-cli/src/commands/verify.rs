@@ -4,7 +4,7 @@
 //! A damaged row does not end the check: the backend names it (`StoreError::Corrupt`), it
 //! is reported, and the scan goes on after it, so every damaged event is named in one run.
 
-use super::{Ctx, PAGE};
+use super::context::{Ctx, PAGE};
 use crate::args::VerifyArgs;
 use crate::error::CliError;
 use crate::output::Output;
