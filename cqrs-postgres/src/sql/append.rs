@@ -642,19 +642,51 @@ async fn write_and_commit(
         }
         Ok::<_, tokio_postgres::Error>(())
     };
-    let result =
-        futures_util::try_join!(written, tracked, notified, client.batch_execute("COMMIT"));
-    match result {
-        Ok(_) => Ok(()),
-        Err(error) if error.as_db_error().is_some() => {
-            // The server refused a statement: the transaction is aborted (its COMMIT, if it
-            // ran, rolled back), or the commit itself failed. Nothing was stored.
+    let (written, tracked, notified, committed) =
+        futures_util::join!(written, tracked, notified, client.batch_execute("COMMIT"));
+    match settle([written, tracked, notified], committed) {
+        Settled::Committed => Ok(()),
+        Settled::NotStored(error) => {
             rollback(client).await;
             Err(BatchFailure::NotStored(store_error(error)))
         }
-        Err(error) => Err(BatchFailure::Unknown(error.to_string())),
+        Settled::Unknown(error) => Err(BatchFailure::Unknown(error.to_string())),
     }
 }
+
+/// What the statements of a commit pipeline tell of it.
+enum Settled {
+    Committed,
+    NotStored(tokio_postgres::Error),
+    Unknown(tokio_postgres::Error),
+}
+
+/// Reads the outcome of a commit pipeline from its statements' results, in the order the
+/// server ran them. The first failure decides: the server's refusal of a statement before
+/// the `COMMIT` (even a fatal one, as when the backend is terminated) means the `COMMIT`
+/// never ran or ran as a rollback; so does a plain error of the `COMMIT` itself (the
+/// transaction failed to commit). A fatal error answering the `COMMIT`, or a connection
+/// that broke without the server's answer, leaves it unknown whether the commit happened.
+fn settle(
+    before: [Result<(), tokio_postgres::Error>; 3],
+    commit: Result<(), tokio_postgres::Error>,
+) -> Settled {
+    for result in before {
+        match result {
+            Ok(()) => {}
+            Err(error) if error.as_db_error().is_some() => return Settled::NotStored(error),
+            Err(error) => return Settled::Unknown(error),
+        }
+    }
+    match commit {
+        Ok(()) => Settled::Committed,
+        Err(error) => match error.as_db_error() {
+            Some(db) if !crate::error::is_fatal(db) => Settled::NotStored(error),
+            _ => Settled::Unknown(error),
+        },
+    }
+}
+
 /// Ends the transaction without storing anything; if that fails the connection is broken,
 /// and the pool drops it.
 async fn rollback(client: &ClientWrapper) {
@@ -710,7 +742,13 @@ fn copy_error(error: &StoreError) -> StoreError {
             position: *position,
             reason: reason.clone(),
         },
-        StoreError::Backend(inner) => StoreError::Backend(inner.to_string().into()),
+        StoreError::Backend(inner) => match inner.downcast_ref::<PostgresError>() {
+            Some(PostgresError::ConnectionLost { reason }) => PostgresError::ConnectionLost {
+                reason: reason.clone(),
+            }
+            .into(),
+            _ => StoreError::Backend(inner.to_string().into()),
+        },
         other => StoreError::Backend(other.to_string().into()),
     }
 }
