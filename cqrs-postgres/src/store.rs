@@ -171,8 +171,9 @@ impl PostgresStore {
         self.inner.pool.get().await.map_err(pool_error)
     }
 
-    /// The store's schema, as given.
-    pub(crate) fn schema(&self) -> &str {
+    /// The PostgreSQL schema holding the store's tables, as given (unquoted): projections
+    /// may keep their tables there too, so that they go with the store.
+    pub fn schema(&self) -> &str {
         &self.inner.schema
     }
 
