@@ -16,9 +16,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_core::backend::{check_limit, check_log_read, validate_stream_id};
 use cqrs_core::tracking::{check_tracking, AppendBatch, TrackingStore};
+use cqrs_core::visit_each;
 use cqrs_core::{
     Appended, CheckpointStore, EventStore, ExpectedVersion, LogRead, NewEvent, PositionWatch,
-    RecordedEvent, Snapshot, SnapshotStore, StoreError,
+    RecordedEvent, Snapshot, SnapshotStore, StoreError, Visitor,
 };
 use deadpool_postgres::{Object, Pool};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -237,6 +238,28 @@ impl EventStore for PostgresStore {
         events::read_stream(&client, &self.inner.reads, stream_id, from_version, limit).await
     }
 
+    /// Decodes each row in place (no owned event, no metadata parsed) for the visitor.
+    async fn visit_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+        visit: &mut Visitor<'_>,
+    ) -> Result<usize, StoreError> {
+        check_limit(limit)?;
+        validate_stream_id(stream_id)?;
+        let client = self.client().await?;
+        events::visit_stream(
+            &client,
+            &self.inner.reads,
+            stream_id,
+            from_version,
+            limit,
+            visit,
+        )
+        .await
+    }
+
     async fn read_stream_backward(
         &self,
         stream_id: &str,
@@ -254,6 +277,24 @@ impl EventStore for PostgresStore {
         check_log_read(read)?;
         let client = self.client().await?;
         events::read_log(&client, &self.inner.reads, read).await
+    }
+
+    /// A forward read of the whole log is decoded in place for the visitor (no owned
+    /// event, no metadata parsed); other reads visit what `read_log` returns.
+    async fn visit_log(
+        &self,
+        read: &LogRead,
+        visit: &mut Visitor<'_>,
+    ) -> Result<usize, StoreError> {
+        check_log_read(read)?;
+        let client = self.client().await?;
+        match events::visit_log(&client, &self.inner.reads, read, visit).await? {
+            Some(visited) => Ok(visited),
+            None => {
+                let events = events::read_log(&client, &self.inner.reads, read).await?;
+                Ok(visit_each(&events, visit))
+            }
+        }
     }
 
     async fn read_events_by_id(
