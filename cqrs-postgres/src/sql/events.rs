@@ -402,12 +402,14 @@ pub(crate) async fn visit_stream(
         &[&stream_id, &clamp(from), &limit(count)],
     )
     .await?;
-    let mut visited = 0;
-    for (expected, row) in (from..).zip(&rows) {
+    let (mut visited, mut expected) = (0, from);
+    for row in &rows {
         let event = decode_ref(row)?;
         if event.version != expected {
             return Err(missing(stream_id, expected));
         }
+        // Saturating: a read from `u64::MAX` has no row, but the count must not overflow.
+        expected = expected.saturating_add(1);
         visited += 1;
         if visit(event).is_break() {
             break;
