@@ -225,7 +225,7 @@ mod tests {
             &["--carts", "many"],
             &["--replay-events", "10,0"],
             &["--bulk-events", "19"],
-            &["--backends", "postgres"],
+            &["--backends", "oracle"],
             &["--backends", ""],
             &["--workloads", "W5"],
             &["--unknown"],

@@ -1,9 +1,13 @@
 //! The stores a run measures, each opened fresh per workload: SQLite under two
-//! `synchronous` settings, and the in-memory store.
+//! `synchronous` settings, the in-memory store, and PostgreSQL (opt-in: a schema of its own
+//! per database of the run, on the server `BENCH_PG_URL` or `DATABASE_URL` names, by default
+//! the local one; dropped once its workloads ran).
 
 use crate::error::Res;
 use cqrs_core::{EventStore, SnapshotStore};
 use cqrs_memory::MemoryStore;
+use cqrs_postgres::tokio_postgres;
+use cqrs_postgres::{PostgresOptions, PostgresStore};
 use cqrs_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use std::path::{Path, PathBuf};
 
@@ -16,6 +20,9 @@ pub enum Backend {
     SqliteFull,
     /// The in-memory store
     Mem,
+    /// PostgreSQL (not run by default): BENCH_PG_URL or DATABASE_URL, by default
+    /// postgres://postgres@127.0.0.1:5432/postgres; a schema of its own per database
+    Postgres,
 }
 
 impl Backend {
@@ -25,6 +32,7 @@ impl Backend {
             Backend::SqliteNormal => "sqlite-normal",
             Backend::SqliteFull => "sqlite-full",
             Backend::Mem => "mem",
+            Backend::Postgres => "postgres",
         }
     }
 
@@ -32,7 +40,7 @@ impl Backend {
     pub fn sqlite_options(self) -> SqliteOptions {
         match self {
             Backend::SqliteFull => SqliteOptions::new().synchronous(Synchronous::Full),
-            Backend::SqliteNormal | Backend::Mem => SqliteOptions::default(),
+            Backend::SqliteNormal | Backend::Mem | Backend::Postgres => SqliteOptions::default(),
         }
     }
 
@@ -47,6 +55,11 @@ impl Backend {
 pub trait BenchStore: EventStore + SnapshotStore + Clone {
     /// An empty store; for SQLite the file `<backend>-<name>.db` in the data dir.
     async fn fresh(backend: Backend, dir: &Path, name: &str) -> Res<Self>;
+
+    /// Deletes the database `fresh` made under `name`, if it is there.
+    async fn remove(backend: Backend, dir: &Path, name: &str) -> Res<()> {
+        remove_db(backend, dir, name)
+    }
 }
 
 impl BenchStore for SqliteStore {
@@ -63,6 +76,51 @@ impl BenchStore for MemoryStore {
     async fn fresh(_: Backend, _: &Path, _: &str) -> Res<Self> {
         Ok(MemoryStore::new())
     }
+}
+
+impl BenchStore for PostgresStore {
+    async fn fresh(_: Backend, _: &Path, name: &str) -> Res<Self> {
+        let schema = pg_schema(name);
+        drop_schema(&schema).await?;
+        PostgresStore::connect_with(PostgresOptions::new(pg_url()).schema(&schema))
+            .await
+            .map_err(|e| format!("cannot connect to PostgreSQL (schema {schema}): {e}").into())
+    }
+
+    async fn remove(_: Backend, _: &Path, name: &str) -> Res<()> {
+        drop_schema(&pg_schema(name)).await
+    }
+}
+
+/// The server the postgres backend runs on.
+pub fn pg_url() -> String {
+    std::env::var("BENCH_PG_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// The schema of database `name`: named after this process too, so that two runs on one
+/// server never share one.
+fn pg_schema(name: &str) -> String {
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("cqrs_bench_{}_{name}", std::process::id())
+}
+
+async fn drop_schema(schema: &str) -> Res<()> {
+    let (client, connection) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("cannot connect to PostgreSQL to drop schema {schema}: {e}"))?;
+    let driver = tokio::spawn(connection);
+    let dropped = client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+        .map_err(|e| format!("cannot drop schema {schema}: {e}").into());
+    drop(client);
+    let _ = driver.await;
+    dropped
 }
 
 fn db_path(backend: Backend, dir: &Path, name: &str) -> PathBuf {

@@ -10,7 +10,7 @@ use std::path::Path;
 pub struct Limit {
     /// E.g. `L5-W1-handwritten`.
     pub workload: String,
-    /// `sqlite-normal` or `sqlite-full`.
+    /// `sqlite-normal`, `sqlite-full`, `postgres` or `postgres-text`.
     pub backend: String,
     /// E.g. `cmds_per_s`.
     pub metric: String,
@@ -57,21 +57,28 @@ pub fn read(path: &Path) -> Result<Vec<Limit>, String> {
 /// over the bulk store (`<backend>@<size>`) with the decoded global read of a store of
 /// that size. Returns the limit's workload and backend.
 fn limit_of(figure: &Figure, bulk_label: &str) -> Option<(&'static str, String)> {
-    let sqlite = |backend: &str| backend.starts_with("sqlite-") && !backend.contains(['+', '@']);
+    // SQLite figures compare with the limit of the same backend; `postgres` (which stores
+    // payloads as text) with the limit's `postgres-text`.
+    let plain = |backend: &str| -> Option<String> {
+        if backend.contains(['+', '@']) {
+            None
+        } else if backend.starts_with("sqlite-") {
+            Some(backend.to_owned())
+        } else if backend == "postgres" {
+            Some("postgres-text".to_owned())
+        } else {
+            None
+        }
+    };
+    let limit = |workload: &'static str, backend: &str| Some((workload, plain(backend)?));
     match (figure.workload.as_str(), figure.metric.as_str()) {
-        ("W1", "cmds_per_s") if sqlite(&figure.backend) => {
-            Some(("L5-W1-handwritten", figure.backend.clone()))
-        }
-        ("W2", "cmds_per_s") if sqlite(&figure.backend) => {
-            Some(("L5-W2-handwritten", figure.backend.clone()))
-        }
-        ("W3", "events_per_s") if sqlite(&figure.backend) => {
-            Some(("L3-replay", figure.backend.clone()))
-        }
-        ("W4", "events_per_s") => {
-            let backend = figure.backend.strip_suffix(bulk_label)?;
-            sqlite(backend).then(|| ("L6-global-read-decode", backend.to_owned()))
-        }
+        ("W1", "cmds_per_s") => limit("L5-W1-handwritten", &figure.backend),
+        ("W2", "cmds_per_s") => limit("L5-W2-handwritten", &figure.backend),
+        ("W3", "events_per_s") => limit("L3-replay", &figure.backend),
+        ("W4", "events_per_s") => limit(
+            "L6-global-read-decode",
+            figure.backend.strip_suffix(bulk_label)?,
+        ),
         _ => None,
     }
 }
@@ -146,6 +153,29 @@ limits L6-global-read-decode sqlite-normal events_per_s=3000000 ev/s
                 "ratio W3 sqlite-normal events_per_s=0.50 (2000000 / L3-replay 4000000)",
                 "ratio W4 sqlite-normal@1M events_per_s=0.50 \
                  (1500000 / L6-global-read-decode 3000000)",
+            ]
+        );
+    }
+
+    #[test]
+    fn postgres_figures_are_divided_by_the_text_limits() {
+        let limits = parse(
+            "limits L5-W1-handwritten postgres cmds_per_s=2000 cmd/s\n\
+             limits L5-W1-handwritten postgres-text cmds_per_s=2500 cmd/s\n\
+             limits L6-global-read-decode postgres-text events_per_s=2000000 ev/s\n",
+        )
+        .unwrap();
+        let figures = [
+            figure("W1", "postgres", "cmds_per_s", 2500.0),
+            figure("W1", "postgres+cache", "cmds_per_s", 3000.0),
+            figure("W4", "postgres@100k", "events_per_s", 1000000.0),
+        ];
+        assert_eq!(
+            ratios(&figures, &limits, "@100k"),
+            [
+                "ratio W1 postgres cmds_per_s=1.00 (2500 / L5-W1-handwritten 2500)",
+                "ratio W4 postgres@100k events_per_s=0.50 \
+                 (1000000 / L6-global-read-decode 2000000)",
             ]
         );
     }

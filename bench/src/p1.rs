@@ -1,8 +1,9 @@
 //! P1: a new subscription catching up over a store's log, timed, with a consumer that
 //! counts each cart's events; checked to count every event of the log exactly once.
 //!
-//! On SQLite the consumer is a `Projection` counting events per cart in a table, committed
-//! page by page with its checkpoint; in memory, a `HandlerConsumer` counting them.
+//! On SQLite and PostgreSQL the consumer is a `Projection` counting events per cart in a
+//! table, committed page by page with its checkpoint; in memory, a `HandlerConsumer`
+//! counting them.
 
 use crate::error::Res;
 use crate::report::report;
@@ -10,6 +11,8 @@ use crate::timing::per_second;
 use cqrs_core::{EventHandler, EventOf, HandlerConsumer, HandlerError, Subscription};
 use cqrs_examples::cart::Cart;
 use cqrs_memory::MemoryStore;
+use cqrs_postgres::tokio_postgres::Client;
+use cqrs_postgres::PostgresStore;
 use cqrs_sqlite::rusqlite::Connection;
 use cqrs_sqlite::{ProjectedEvent, Projection, SqliteStore};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,6 +79,86 @@ impl Projection for CartEventCounts {
 
     fn reset(&self, conn: &Connection) -> Result<(), HandlerError> {
         conn.execute("DELETE FROM p1_cart_events", [])?;
+        Ok(())
+    }
+}
+
+impl CatchUp for PostgresStore {
+    async fn catch_up_counting(&self) -> Res<(u64, Duration)> {
+        let table = format!("\"{}\".p1_cart_events", self.schema());
+        let consumer = self
+            .projection_consumer(PgCartEventCounts {
+                table: table.clone(),
+            })
+            .await?;
+        let started = Instant::now();
+        Subscription::new("p1", self.clone(), consumer)
+            .catch_up()
+            .await?;
+        let elapsed = started.elapsed();
+        let (client, connection) = cqrs_postgres::tokio_postgres::connect(
+            &crate::backend::pg_url(),
+            cqrs_postgres::tokio_postgres::NoTls,
+        )
+        .await?;
+        let driver = tokio::spawn(connection);
+        let counted: i64 = client
+            .query_one(
+                &format!("SELECT coalesce(sum(events), 0)::bigint FROM {table}"),
+                &[],
+            )
+            .await?
+            .get(0);
+        drop(client);
+        let _ = driver.await;
+        Ok((u64::try_from(counted)?, elapsed))
+    }
+}
+
+/// P1's PostgreSQL read model: `p1_cart_events(stream_id, events)` in the store's schema.
+struct PgCartEventCounts {
+    table: String,
+}
+
+#[cqrs_core::async_trait]
+impl cqrs_postgres::Projection for PgCartEventCounts {
+    type Aggregate = Cart;
+
+    fn name(&self) -> &str {
+        "p1_cart_events"
+    }
+
+    async fn setup(&self, client: &Client) -> Result<(), HandlerError> {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {} (stream_id text PRIMARY KEY, events bigint)",
+                self.table
+            ))
+            .await?;
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        client: &Client,
+        event: &cqrs_postgres::ProjectedEvent<Self>,
+    ) -> Result<(), HandlerError> {
+        let statement = client
+            .prepare(&format!(
+                "INSERT INTO {} VALUES ($1, 1) ON CONFLICT (stream_id) DO UPDATE \
+                 SET events = {}.events + 1",
+                self.table,
+                self.table.rsplit('.').next().unwrap_or("p1_cart_events")
+            ))
+            .await?;
+        client.execute(&statement, &[&event.stream_id]).await?;
+        Ok(())
+    }
+
+    async fn reset(&self, client: &Client) -> Result<(), HandlerError> {
+        client
+            .batch_execute(&format!("DELETE FROM {}", self.table))
+            .await?;
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! workloads in order, each on a fresh database except where one continues another's.
 
 use crate::args::{Args, Workload};
-use crate::backend::{remove_db, Backend, BenchStore};
+use crate::backend::{Backend, BenchStore};
 use crate::bulk::bulk_write_carts;
 use crate::context::{Ctx, Expected};
 use crate::error::Res;
@@ -14,6 +14,7 @@ use crate::w2::w2;
 use crate::w3::w3;
 use crate::w4::{w4_bulk, w4_read};
 use cqrs_memory::MemoryStore;
+use cqrs_postgres::PostgresStore;
 use cqrs_sqlite::SqliteStore;
 use std::path::Path;
 use std::time::Instant;
@@ -54,6 +55,7 @@ pub async fn run(args: &Args, dir: &Path) -> Res<()> {
                 run_backend::<SqliteStore>(&ctx, backend).await?;
             }
             Backend::Mem => run_backend::<MemoryStore>(&ctx, backend).await?,
+            Backend::Postgres => run_backend::<PostgresStore>(&ctx, backend).await?,
         }
     }
     Ok(())
@@ -78,7 +80,7 @@ async fn run_backend<S: BenchStore + CatchUp>(ctx: &Ctx<'_>, backend: Backend) -
         let cached = S::fresh(backend, ctx.dir, "w1-cache").await?;
         w1(ctx, &cached, &format!("{label}+cache"), true).await?;
         drop(cached);
-        remove_db(backend, ctx.dir, "w1-cache")?;
+        S::remove(backend, ctx.dir, "w1-cache").await?;
     }
     if args.runs(Workload::W2) {
         let store = match &w1_db {
@@ -138,10 +140,10 @@ async fn run_backend<S: BenchStore + CatchUp>(ctx: &Ctx<'_>, backend: Backend) -
         p1(&store, label, log_events).await?;
         drop(store);
         drop(w1_db.take());
-        remove_db(backend, ctx.dir, "w4-w1")?;
+        S::remove(backend, ctx.dir, "w4-w1").await?;
         w4_bulk::<S>(ctx, backend, w1_rate).await?;
     }
     drop(w1_db);
-    remove_db(backend, ctx.dir, "w1")?;
+    S::remove(backend, ctx.dir, "w1").await?;
     Ok(())
 }

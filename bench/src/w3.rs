@@ -2,7 +2,7 @@
 //! through the repository, plainly and from a snapshot at its last version: the cost of
 //! replay.
 
-use crate::backend::{remove_db, Backend, BenchStore};
+use crate::backend::{Backend, BenchStore};
 use crate::bulk::encode_with_new_correlation;
 use crate::context::Ctx;
 use crate::error::Res;
@@ -61,7 +61,7 @@ pub async fn w3<S: BenchStore>(
     if !snapshots {
         drop(repository);
         drop(store);
-        return remove_db(backend, ctx.dir, &name);
+        return S::remove(backend, ctx.dir, &name).await;
     }
 
     let snapshot = Snapshot {
@@ -88,7 +88,7 @@ pub async fn w3<S: BenchStore>(
     eprintln!("bench: W3 {label}: every load equals the in-memory fold at version {size}: ok");
     drop(repository);
     drop(store);
-    remove_db(backend, ctx.dir, &name)
+    S::remove(backend, ctx.dir, &name).await
 }
 
 /// Loads the stream `--loads` times, each timed and checked against the fold; gives the

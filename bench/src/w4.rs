@@ -2,7 +2,7 @@
 //! events and over a large store built in bulk; the large store's peak memory, and W1 again
 //! on it to show an append costs the same in a large store.
 
-use crate::backend::{remove_db, Backend, BenchStore};
+use crate::backend::{Backend, BenchStore};
 use crate::bulk::{bulk_write_carts, BULK_IN_FLIGHT};
 use crate::context::Ctx;
 use crate::error::Res;
@@ -77,7 +77,7 @@ pub async fn w4_bulk<S: BenchStore>(
         );
     }
     drop(store);
-    remove_db(backend, ctx.dir, name)
+    S::remove(backend, ctx.dir, name).await
 }
 
 /// W4: `passes` times, reads the first `events` events in global order and decodes them

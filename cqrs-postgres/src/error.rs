@@ -60,6 +60,15 @@ pub enum PostgresError {
         /// What broke.
         reason: String,
     },
+    /// The connection to the server broke (closed, or its backend terminated) before the
+    /// statement completed: a read can be made again; an append was not stored (when its
+    /// outcome is unknown, [`PostgresError::OutcomeUnknown`] is reported instead). The pool
+    /// replaces the connection.
+    #[error("the connection to PostgreSQL was lost: {reason}")]
+    ConnectionLost {
+        /// What the driver or the server reported.
+        reason: String,
+    },
     /// The store's appender task is gone (its runtime shut down): nothing was appended.
     #[error("the store's appender stopped; nothing was appended")]
     AppenderStopped,
@@ -90,9 +99,26 @@ impl From<PostgresError> for StoreError {
     }
 }
 
-/// Maps a driver error: a lock or statement timeout becomes `StoreError::Busy`, the rest
-/// `Backend` with the driver's error (which names the server's message and SQL state).
+/// Whether the server ended the session with this error (its backend terminated, the
+/// server shutting down): the connection is gone.
+pub(crate) fn is_fatal(error: &tokio_postgres::error::DbError) -> bool {
+    matches!(error.severity(), "FATAL" | "PANIC")
+}
+
+/// Maps a driver error: a lock or statement timeout becomes `StoreError::Busy`, a broken
+/// connection [`PostgresError::ConnectionLost`], the rest `Backend` with the driver's error
+/// (which names the server's message and SQL state).
 pub(crate) fn store_error(error: tokio_postgres::Error) -> StoreError {
+    let lost = match error.as_db_error() {
+        Some(db) => is_fatal(db),
+        None => error.is_closed() || is_io(&error),
+    };
+    if lost {
+        return PostgresError::ConnectionLost {
+            reason: error.to_string(),
+        }
+        .into();
+    }
     let busy = error.code().is_some_and(|code| {
         *code == SqlState::LOCK_NOT_AVAILABLE || *code == SqlState::QUERY_CANCELED
     });
@@ -127,4 +153,9 @@ pub(crate) fn pool_error(error: deadpool_postgres::PoolError) -> StoreError {
         },
         other => StoreError::Backend(Box::new(other)),
     }
+}
+
+/// Whether the driver's error came from the connection's socket.
+fn is_io(error: &tokio_postgres::Error) -> bool {
+    std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
 }

@@ -32,14 +32,18 @@
 //! # Ok(()) }
 //! ```
 
+mod consumer;
 mod error;
 mod options;
+mod projection;
 mod run;
 mod sql;
 mod store;
 
+pub use consumer::ProjectionConsumer;
 pub use error::PostgresError;
 pub use options::{PostgresOptions, DEFAULT_SCHEMA};
+pub use projection::{MultiProjection, ProjectedEvent, Projection};
 pub use sql::schema::SCHEMA_VERSION;
 pub use store::PostgresStore;
 /// The driver version the store is built on.

@@ -2,24 +2,27 @@
 //! is stored (the SQL in [`crate::sql`]) to how it runs (the pool, the appender and the
 //! listener in [`crate::run`]).
 
-use crate::error::{pool_error, PostgresError};
+use crate::error::{pool_error, store_error, PostgresError};
 use crate::options::PostgresOptions;
-use crate::run::appender::Appender;
+use crate::projection::{erase, AnyProjection, MultiProjection};
+use crate::run::appender::{Appender, Inline};
 use crate::run::connections;
 use crate::run::listener::Listener;
-use crate::sql::append::{AppendSql, Request};
+use crate::sql::append::{AppendSql, Request, Unit};
 use crate::sql::events::{self, EventReads};
-use crate::sql::state::{self, storable_text, StateSql};
+use crate::sql::state::{self, storable_text, storable_u64, StateSql};
 use crate::sql::{schema, Names};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_core::backend::{check_limit, check_log_read, validate_stream_id};
+use cqrs_core::tracking::{check_tracking, AppendBatch, TrackingStore};
+use cqrs_core::visit_each;
 use cqrs_core::{
     Appended, CheckpointStore, EventStore, ExpectedVersion, LogRead, NewEvent, PositionWatch,
-    RecordedEvent, Snapshot, SnapshotStore, StoreError,
+    RecordedEvent, Snapshot, SnapshotStore, StoreError, Visitor,
 };
 use deadpool_postgres::{Object, Pool};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -42,6 +45,9 @@ struct Inner {
     appender: Appender,
     reads: Arc<EventReads>,
     state: StateSql,
+    schema: String,
+    /// Inline projections, run in every append transaction; shared by all clones.
+    inline: Inline,
     appended: Arc<watch::Sender<u64>>,
     listener: JoinHandle<()>,
 }
@@ -94,11 +100,13 @@ impl PostgresStore {
             events::head(&client, &reads).await?
         };
         let appended = Arc::new(watch::channel(head).0);
+        let inline: Inline = Arc::new(Mutex::new(Arc::new([])));
         let appender = Appender::start(
             &runtime,
             pool.clone(),
             Arc::new(AppendSql::new(&names)),
             options.notify,
+            inline.clone(),
             appended.clone(),
         );
         let listener = Listener {
@@ -116,14 +124,63 @@ impl PostgresStore {
                 appender,
                 reads,
                 state: StateSql::new(&names),
+                schema: names.schema_name.clone(),
+                inline,
                 appended,
                 listener,
             }),
         })
     }
 
-    async fn client(&self) -> Result<Object, StoreError> {
+    /// Runs `projection` inside every later append transaction of this store (and its
+    /// clones): the read model commits with the events or not at all. If it fails on any
+    /// event, that append (or tracking batch) is rolled back and refused with
+    /// [`StoreError::Projection`]; the other appends sharing its transaction are not.
+    /// Creates its tables first.
+    ///
+    /// Only appends through this process's store are projected: other processes appending
+    /// to the same schema must register the same projection. Events stored before it was
+    /// added are not projected: fill the read model from them first with
+    /// [`PostgresStore::projection_consumer`] and a subscription's `rebuild`.
+    pub async fn add_projection(&self, projection: impl MultiProjection) -> Result<(), StoreError> {
+        let projection = self.set_up(projection).await?;
+        let mut inline = self
+            .inner
+            .inline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut projections = inline.to_vec();
+        projections.push(projection);
+        *inline = projections.into();
+        Ok(())
+    }
+
+    /// Erases `projection` and creates its tables (in a transaction of their own).
+    pub(crate) async fn set_up(
+        &self,
+        projection: impl MultiProjection,
+    ) -> Result<Arc<dyn AnyProjection>, StoreError> {
+        let erased = erase(projection);
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(store_error)?;
+        erased.setup(transaction.client()).await?;
+        transaction.commit().await.map_err(store_error)?;
+        Ok(erased)
+    }
+
+    pub(crate) async fn client(&self) -> Result<Object, StoreError> {
         self.inner.pool.get().await.map_err(pool_error)
+    }
+
+    /// The PostgreSQL schema holding the store's tables, as given (unquoted): projections
+    /// may keep their tables there too, so that they go with the store.
+    pub fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// The statements of snapshots and checkpoints.
+    pub(crate) fn state_sql(&self) -> &StateSql {
+        &self.inner.state
     }
 }
 
@@ -155,14 +212,18 @@ impl EventStore for PostgresStore {
     ) -> Result<Appended, StoreError> {
         validate_stream_id(stream_id)?;
         check_storable(&events)?;
-        self.inner
-            .appender
-            .append(Request {
+        let unit = Unit {
+            appends: vec![Request {
                 stream_id: stream_id.to_owned(),
                 expected,
                 events,
-            })
-            .await
+            }],
+            tracking: None,
+        };
+        let mut appended = self.inner.appender.append(unit).await?;
+        appended.pop().ok_or_else(|| {
+            StoreError::Backend("the appender answered an append with no outcome".into())
+        })
     }
 
     async fn read_stream(
@@ -175,6 +236,28 @@ impl EventStore for PostgresStore {
         validate_stream_id(stream_id)?;
         let client = self.client().await?;
         events::read_stream(&client, &self.inner.reads, stream_id, from_version, limit).await
+    }
+
+    /// Decodes each row in place (no owned event, no metadata parsed) for the visitor.
+    async fn visit_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+        visit: &mut Visitor<'_>,
+    ) -> Result<usize, StoreError> {
+        check_limit(limit)?;
+        validate_stream_id(stream_id)?;
+        let client = self.client().await?;
+        events::visit_stream(
+            &client,
+            &self.inner.reads,
+            stream_id,
+            from_version,
+            limit,
+            visit,
+        )
+        .await
     }
 
     async fn read_stream_backward(
@@ -194,6 +277,24 @@ impl EventStore for PostgresStore {
         check_log_read(read)?;
         let client = self.client().await?;
         events::read_log(&client, &self.inner.reads, read).await
+    }
+
+    /// A forward read of the whole log is decoded in place for the visitor (no owned
+    /// event, no metadata parsed); other reads visit what `read_log` returns.
+    async fn visit_log(
+        &self,
+        read: &LogRead,
+        visit: &mut Visitor<'_>,
+    ) -> Result<usize, StoreError> {
+        check_log_read(read)?;
+        let client = self.client().await?;
+        match events::visit_log(&client, &self.inner.reads, read, visit).await? {
+            Some(visited) => Ok(visited),
+            None => {
+                let events = events::read_log(&client, &self.inner.reads, read).await?;
+                Ok(visit_each(&events, visit))
+            }
+        }
     }
 
     async fn read_events_by_id(
@@ -250,5 +351,37 @@ impl CheckpointStore for PostgresStore {
     async fn save_checkpoint(&self, subscription: &str, position: u64) -> Result<(), StoreError> {
         let client = self.client().await?;
         state::save_checkpoint(&client, &self.inner.state, subscription, position).await
+    }
+}
+
+/// The batch goes through the appender like an append: one unit of its transaction, its
+/// checkpoint read `FOR UPDATE` under the append lock and written with its events, all of
+/// it refused if any of it is.
+#[async_trait]
+impl TrackingStore for PostgresStore {
+    async fn append_batch(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
+        check_tracking(batch.tracking.as_ref())?;
+        if let Some(tracking) = &batch.tracking {
+            let name = &tracking.subscription;
+            storable_text("batch", || format!("subscription name {name:?}"), name)?;
+            storable_u64("batch", tracking.position)?;
+        }
+        for append in &batch.appends {
+            validate_stream_id(&append.stream_id)?;
+            check_storable(&append.events)?;
+        }
+        let unit = Unit {
+            appends: batch
+                .appends
+                .into_iter()
+                .map(|append| Request {
+                    stream_id: append.stream_id,
+                    expected: append.expected,
+                    events: append.events,
+                })
+                .collect(),
+            tracking: batch.tracking,
+        };
+        self.inner.appender.append(unit).await
     }
 }

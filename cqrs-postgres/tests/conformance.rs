@@ -11,6 +11,7 @@ use proptest::prelude::*;
 cqrs_core::store_conformance_tests!(test_store());
 cqrs_core::snapshot_store_conformance_tests!(test_store());
 cqrs_core::checkpoint_store_conformance_tests!(test_store());
+cqrs_core::tracking_store_conformance_tests!(test_store());
 // Positions are the log's last one plus one, drawn under the append lock: dense.
 cqrs_core::gap_free_positions_conformance_tests!(test_store());
 

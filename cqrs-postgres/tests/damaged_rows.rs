@@ -180,3 +180,53 @@ async fn a_missing_version_is_corrupt_in_reads_of_its_stream() {
     assert_eq!(positions, [1, 3, 4, 5]);
     others_unharmed(&store).await;
 }
+
+/// Visits, which decode rows in place, meet the damage as reads do: a missing version and
+/// an out-of-range schema version are `Corrupt` with stream, version and position, never skipped.
+#[tokio::test]
+async fn visits_report_damage_like_reads() {
+    let store = store_with_streams().await;
+    let visit_stream = |from| {
+        let store = &store;
+        async move {
+            store
+                .visit_stream(DAMAGED, from, 10, &mut |_| {
+                    std::ops::ControlFlow::Continue(())
+                })
+                .await
+        }
+    };
+    let visit_log = || {
+        let store = &store;
+        async move {
+            store
+                .visit_log(&LogRead::forward(1, 10), &mut |_| {
+                    std::ops::ControlFlow::Continue(())
+                })
+                .await
+        }
+    };
+    let reason = "schema version -1 is out of range";
+    damage(
+        &store,
+        "UPDATE EVENTS SET schema_version = -1 WHERE position = 2",
+    )
+    .await;
+    assert_corrupt(visit_stream(1).await, 2, Some(2), reason, "visit_stream");
+    assert_corrupt(visit_log().await, 2, Some(2), reason, "visit_log");
+    damage(&store, "DELETE FROM EVENTS WHERE position = 2").await;
+    assert_corrupt(
+        visit_stream(1).await,
+        2,
+        None,
+        "version 2 is missing",
+        "visit_stream",
+    );
+    assert_eq!(visit_stream(3).await.unwrap(), 1, "from past the hole");
+    assert_eq!(
+        visit_log().await.unwrap(),
+        4,
+        "the log itself has no hole to report"
+    );
+    others_unharmed(&store).await;
+}

@@ -7,10 +7,11 @@
 //! went away).
 
 use crate::error::PostgresError;
-use crate::sql::append::{append_batch, AppendSql, Request};
-use cqrs_core::{Appended, StoreError};
+use crate::projection::Projections;
+use crate::sql::append::{append_batch, AppendSql, Outcome, Unit};
+use cqrs_core::StoreError;
 use deadpool_postgres::Pool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -21,8 +22,17 @@ const MAX_APPENDS: usize = 512;
 const MAX_EVENTS: usize = 8_192;
 
 struct Job {
-    request: Request,
-    reply: oneshot::Sender<Result<Appended, StoreError>>,
+    unit: Unit,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// The inline projections every batch runs, shared with the store that adds them.
+pub(crate) type Inline = Arc<Mutex<Projections>>;
+
+/// The projections to run now (a batch runs with those registered when it starts).
+pub(crate) fn current(inline: &Inline) -> Projections {
+    // The list is replaced whole under the lock, never left half-changed.
+    Arc::clone(&inline.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
 /// The handle appends are made through; the task ends when every handle is gone.
@@ -38,19 +48,27 @@ impl Appender {
         pool: Pool,
         sql: Arc<AppendSql>,
         notify: bool,
+        inline: Inline,
         appended: Arc<watch::Sender<u64>>,
     ) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
-        runtime.spawn(run(queue, pool, sql, notify, appended));
+        let batches = Batches {
+            pool,
+            sql,
+            notify,
+            inline,
+            appended,
+        };
+        runtime.spawn(run(queue, batches));
         Self { jobs }
     }
 
-    /// Appends through the task: the request's outcome, once its batch is done.
-    pub(crate) async fn append(&self, request: Request) -> Result<Appended, StoreError> {
-        let stream_id = request.stream_id.clone();
+    /// Commits `unit` through the task: its outcome, once its batch is done.
+    pub(crate) async fn append(&self, unit: Unit) -> Outcome {
+        let stream_id = unit.label();
         let (reply, outcome) = oneshot::channel();
         self.jobs
-            .send(Job { request, reply })
+            .send(Job { unit, reply })
             .map_err(|_| PostgresError::AppenderStopped)?;
         outcome.await.unwrap_or_else(|_| {
             // The task ended with the append in hand: its runtime shut down mid-batch.
@@ -63,71 +81,71 @@ impl Appender {
     }
 }
 
-async fn run(
-    mut queue: mpsc::UnboundedReceiver<Job>,
+/// What the task commits batches with.
+struct Batches {
     pool: Pool,
     sql: Arc<AppendSql>,
     notify: bool,
+    inline: Inline,
     appended: Arc<watch::Sender<u64>>,
-) {
+}
+
+async fn run(mut queue: mpsc::UnboundedReceiver<Job>, batches: Batches) {
     while let Some(first) = queue.recv().await {
         // Lets the callers already woken (those the last batch answered) queue their next
         // append before the batch is taken, so that they share its transaction.
         tokio::task::yield_now().await;
-        let mut events = first.request.events.len();
+        let mut events = first.unit.events();
         let mut batch = vec![first];
         while batch.len() < MAX_APPENDS && events < MAX_EVENTS {
             let Ok(job) = queue.try_recv() else { break };
-            events += job.request.events.len();
+            events += job.unit.events();
             batch.push(job);
         }
-        commit(batch, &pool, &sql, notify, &appended).await;
+        batches.commit(batch).await;
     }
 }
 
-/// Commits one batch and answers each of its appends.
-async fn commit(
-    batch: Vec<Job>,
-    pool: &Pool,
-    sql: &AppendSql,
-    notify: bool,
-    appended: &watch::Sender<u64>,
-) {
-    let (requests, replies): (Vec<_>, Vec<_>) = batch
-        .into_iter()
-        .map(|job| {
-            let stream_id = job.request.stream_id.clone();
-            (job.request, (stream_id, job.reply))
-        })
-        .unzip();
-    let client = match pool.get().await {
-        Ok(client) => client,
-        Err(error) => {
-            let error = crate::error::pool_error(error);
-            for (stream_id, reply) in replies {
-                let _ = reply.send(Err(StoreError::Backend(
-                    format!("no connection for the append to `{stream_id}`: {error}").into(),
-                )));
+impl Batches {
+    /// Commits one batch and answers each of its units.
+    async fn commit(&self, batch: Vec<Job>) {
+        let (units, replies): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .map(|job| {
+                let label = job.unit.label();
+                (job.unit, (label, job.reply))
+            })
+            .unzip();
+        let client = match self.pool.get().await {
+            Ok(client) => client,
+            Err(error) => {
+                let error = crate::error::pool_error(error);
+                for (label, reply) in replies {
+                    let _ = reply.send(Err(StoreError::Backend(
+                        format!("no connection for the append to `{label}`: {error}").into(),
+                    )));
+                }
+                return;
             }
-            return;
-        }
-    };
-    match append_batch(&client, sql, notify, requests).await {
-        Ok((outcomes, last)) => {
-            // The signal moves before any caller hears back, so one that appended and then
-            // looks at the signal finds its append there.
-            if let Some(last) = last {
-                advance(appended, last);
+        };
+        let projections = current(&self.inline);
+        match append_batch(&client, &self.sql, self.notify, &projections, units).await {
+            Ok((outcomes, last)) => {
+                // The signal moves before any caller hears back, so one that appended and
+                // then looks at the signal finds its append there.
+                if let Some(last) = last {
+                    advance(&self.appended, last);
+                }
+                for ((_, reply), outcome) in replies.into_iter().zip(outcomes) {
+                    // A caller that stopped waiting needs no answer.
+                    let _ = reply.send(outcome);
+                }
             }
-            for ((_, reply), outcome) in replies.into_iter().zip(outcomes) {
-                // A caller that stopped waiting needs no answer.
-                let _ = reply.send(outcome);
-            }
-        }
-        Err(failure) => {
-            let errors = failure.into_errors(replies.iter().map(|(stream, _)| stream.as_str()));
-            for ((_, reply), error) in replies.into_iter().zip(errors) {
-                let _ = reply.send(Err(error));
+            Err(failure) => {
+                let errors = failure.into_errors(replies.iter().map(|(label, _)| label.as_str()));
+                for ((_, reply), error) in replies.into_iter().zip(errors) {
+                    let _ = reply.send(Err(error));
+                }
             }
         }
     }

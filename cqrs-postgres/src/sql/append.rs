@@ -10,24 +10,36 @@
 //! an event that commits late. Positions are dense: a rolled-back transaction's positions
 //! were never visible and are given again.
 //!
-//! A batch is checked and written in two round trips, each a pipeline of statements: the
-//! locks and everything the checks need (stream versions, the last position, which of the
-//! batch's event ids are taken), then, once every append of the batch was checked on its
-//! own (in order, each seeing those before it), one insert of all accepted events and the
-//! commit. Under the locks no other transaction can store an event, so a check made there
-//! still holds at the insert: the insert cannot fail on a constraint, and an append refused
-//! by its check leaves the others untouched, without a savepoint.
+//! A batch is made of units, each committed whole or refused whole: a plain append is a
+//! unit of one append; a [`TrackingStore`](cqrs_core::TrackingStore) batch is a unit of
+//! several appends and a subscription's checkpoint. A batch is checked and written in two
+//! round trips, each a pipeline of statements: the locks and everything the checks need
+//! (stream versions, the last position, which of the batch's event ids are taken, the
+//! tracked checkpoints, read `FOR UPDATE`), then, once every unit was checked on its own
+//! (in order, each seeing those before it), one insert of all accepted events, the
+//! checkpoints and the commit. Under the locks no other transaction can store an event, so
+//! a check made there still holds at the insert: the insert cannot fail on a constraint,
+//! and a unit refused by its check leaves the others untouched, without a savepoint.
+//!
+//! With inline projections, each accepted unit is inserted and projected in a savepoint of
+//! its own, one after the other: a projection failing refuses that unit only (rolled back
+//! to its savepoint), and the units after it are checked and given positions as if it had
+//! never been, so positions stay dense and versions 1..n.
 
 use crate::error::{store_error, PostgresError};
+use crate::projection::AnyProjection;
 use crate::sql::{locks, Names};
 use chrono::{DateTime, Utc};
-use cqrs_core::{Appended, ExpectedVersion, NewEvent, StoreError};
+use cqrs_core::tracking::{check_passed, Tracking};
+use cqrs_core::{Appended, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
 use deadpool_postgres::ClientWrapper;
 use std::collections::{HashMap, HashSet};
+use std::ops::Deref;
+use std::sync::Arc;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-/// One append of a batch.
+/// One append of a unit.
 #[derive(Debug)]
 pub(crate) struct Request {
     /// The stream appended to (already validated).
@@ -38,6 +50,34 @@ pub(crate) struct Request {
     pub(crate) events: Vec<NewEvent>,
 }
 
+/// Appends committed together or not at all, with the checkpoint they record, if any.
+#[derive(Debug)]
+pub(crate) struct Unit {
+    /// The appends, made in this order.
+    pub(crate) appends: Vec<Request>,
+    /// The checkpoint committed with them (its position checked not 0).
+    pub(crate) tracking: Option<Tracking>,
+}
+
+impl Unit {
+    /// What the unit's errors name: its first stream, else its subscription.
+    pub(crate) fn label(&self) -> String {
+        match (self.appends.first(), &self.tracking) {
+            (Some(append), _) => append.stream_id.clone(),
+            (None, Some(tracking)) => format!("(checkpoint of `{}`)", tracking.subscription),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// How many events the unit appends.
+    pub(crate) fn events(&self) -> usize {
+        self.appends.iter().map(|a| a.events.len()).sum()
+    }
+}
+
+/// The outcome of one unit: each append's outcome, or the unit's refusal.
+pub(crate) type Outcome = Result<Vec<Appended>, StoreError>;
+
 /// The statements of an append transaction, written for one store's schema.
 #[derive(Debug)]
 pub(crate) struct AppendSql {
@@ -46,7 +86,9 @@ pub(crate) struct AppendSql {
     lock_log: String,
     head: String,
     taken_ids: String,
+    checkpoints: String,
     insert: String,
+    save_checkpoints: String,
     notify: String,
     append_key: i64,
     schema: String,
@@ -70,11 +112,21 @@ impl AppendSql {
                  FROM {s}.events ORDER BY position DESC LIMIT 1) AS last ON true"
             ),
             taken_ids: format!("SELECT event_id FROM {s}.events WHERE event_id = ANY($1)"),
+            checkpoints: format!(
+                "SELECT subscription, position FROM {s}.checkpoints \
+                 WHERE subscription = ANY($1) FOR UPDATE"
+            ),
             insert: format!(
                 "INSERT INTO {s}.events (position, stream_id, version, event_id, event_type, \
                  schema_version, payload, metadata, recorded_at) \
                  SELECT u.*, $9::timestamptz FROM unnest($1::int8[], $2::text[], $3::int8[], \
                  $4::uuid[], $5::text[], $6::int8[], $7::text[], $8::text[]) AS u"
+            ),
+            save_checkpoints: format!(
+                "INSERT INTO {s}.checkpoints (subscription, position, updated_at) \
+                 SELECT u.*, clock_timestamp() FROM unnest($1::text[], $2::int8[]) AS u \
+                 ON CONFLICT (subscription) DO UPDATE SET \
+                 position = excluded.position, updated_at = excluded.updated_at"
             ),
             notify: "SELECT pg_notify($1, $2)".to_owned(),
             append_key: locks::append_key(&names.schema_name),
@@ -93,16 +145,7 @@ pub(crate) enum BatchFailure {
     Unknown(String),
 }
 
-/// What the checks decided for one append.
-enum Decision {
-    Refused(StoreError),
-    /// Accepted, taking the stream to this version.
-    Accepted {
-        version: u64,
-    },
-}
-
-/// The columns of the batch's one insert.
+/// The columns of an insert.
 #[derive(Default)]
 struct Rows {
     positions: Vec<i64>,
@@ -115,106 +158,343 @@ struct Rows {
     metadata: Vec<String>,
 }
 
-/// Appends each request of the batch or refuses it, in one transaction; returns one
-/// outcome per request (in order), and the last position stored, if any.
+impl Rows {
+    /// Moves `other`'s rows to the end of these.
+    fn take(&mut self, other: &mut Rows) {
+        self.positions.append(&mut other.positions);
+        self.streams.append(&mut other.streams);
+        self.versions.append(&mut other.versions);
+        self.ids.append(&mut other.ids);
+        self.types.append(&mut other.types);
+        self.schema_versions.append(&mut other.schema_versions);
+        self.payloads.append(&mut other.payloads);
+        self.metadata.append(&mut other.metadata);
+    }
+}
+
+/// The log as the checks see it: as stored, plus the units of the batch accepted so far.
+struct Log {
+    versions: HashMap<String, u64>,
+    taken: HashSet<Uuid>,
+    checkpoints: HashMap<String, u64>,
+    position: u64,
+}
+
+/// An accepted unit: its rows, and what it changes in the [`Log`].
+struct Plan {
+    rows: Rows,
+    /// Each stream's version after the unit.
+    versions: Vec<(String, u64)>,
+    /// Each append's version after it.
+    appended: Vec<u64>,
+    ids: Vec<Uuid>,
+    checkpoint: Option<(String, u64)>,
+    position: u64,
+}
+
+impl Log {
+    /// Checks `unit` against the log (its appends in order, each seeing those before it)
+    /// and lays out its rows, changing nothing.
+    fn plan(&self, unit: &Unit) -> Result<Plan, StoreError> {
+        let checkpoint = match &unit.tracking {
+            Some(tracking) => {
+                let stored = self.checkpoints.get(&tracking.subscription);
+                check_passed(tracking, stored.copied().unwrap_or(0))?;
+                Some((tracking.subscription.clone(), tracking.position))
+            }
+            None => None,
+        };
+        let mut versions: HashMap<&str, u64> = HashMap::new();
+        let mut own: HashSet<Uuid> = HashSet::new();
+        let mut appended = Vec::with_capacity(unit.appends.len());
+        for append in &unit.appends {
+            let stream = append.stream_id.as_str();
+            let current = versions
+                .get(stream)
+                .or_else(|| self.versions.get(stream))
+                .copied();
+            append.expected.check(stream, current)?;
+            for event in &append.events {
+                let id = event.event_id;
+                if !own.insert(id) || self.taken.contains(&id) {
+                    return Err(StoreError::DuplicateEventId {
+                        stream_id: stream.to_owned(),
+                        event_id: id,
+                    });
+                }
+            }
+            let version = current.unwrap_or(0) + append.events.len() as u64;
+            if !append.events.is_empty() {
+                versions.insert(stream, version);
+            }
+            appended.push(version);
+        }
+        let mut rows = Rows::default();
+        let mut position = self.position;
+        for (append, version) in unit.appends.iter().zip(&appended) {
+            let first = version - append.events.len() as u64;
+            for (version, event) in (first + 1..).zip(&append.events) {
+                position += 1;
+                rows.positions.push(bigint("a position", position)?);
+                rows.streams.push(append.stream_id.clone());
+                rows.versions.push(bigint("a version", version)?);
+                rows.ids.push(event.event_id);
+                rows.types.push(event.event_type.clone());
+                rows.schema_versions.push(i64::from(event.schema_version));
+                rows.payloads.push(event.payload.clone());
+                rows.metadata
+                    .push(serde_json::to_string(&event.metadata).map_err(|error| {
+                        PostgresError::Unstorable {
+                            what: format!("the metadata of event {}", event.event_id),
+                            reason: error.to_string(),
+                        }
+                    })?);
+            }
+        }
+        Ok(Plan {
+            rows,
+            versions: versions
+                .into_iter()
+                .map(|(stream, version)| (stream.to_owned(), version))
+                .collect(),
+            appended,
+            ids: own.into_iter().collect(),
+            checkpoint,
+            position,
+        })
+    }
+
+    /// Takes an accepted unit's changes in.
+    fn accept(&mut self, plan: &mut Plan) {
+        self.versions.extend(plan.versions.drain(..));
+        self.taken.extend(plan.ids.drain(..));
+        if let Some((subscription, position)) = plan.checkpoint.clone() {
+            self.checkpoints.insert(subscription, position);
+        }
+        self.position = plan.position;
+    }
+}
+
+/// What the batch commits besides the events: the accepted units' checkpoints.
+#[derive(Default)]
+struct Checkpoints {
+    subscriptions: Vec<String>,
+    positions: Vec<i64>,
+}
+
+/// Commits each unit of the batch or refuses it, in one transaction, running the inline
+/// `projections` on every event appended; returns one outcome per unit (in order), and the
+/// last position stored, if any.
 pub(crate) async fn append_batch(
     client: &ClientWrapper,
     sql: &AppendSql,
     notify: bool,
-    requests: Vec<Request>,
-) -> Result<(Vec<Result<Appended, StoreError>>, Option<u64>), BatchFailure> {
-    let known = read_under_locks(client, sql, &requests).await;
-    let (versions, head, recorded_at, taken) = match known {
+    projections: &[Arc<dyn AnyProjection>],
+    units: Vec<Unit>,
+) -> Result<(Vec<Outcome>, Option<u64>), BatchFailure> {
+    let known = read_under_locks(client, sql, &units).await;
+    let (mut log, recorded_at) = match known {
         Ok(known) => known,
         Err(error) => {
             rollback(client).await;
             return Err(BatchFailure::NotStored(error));
         }
     };
+    let head = log.position;
     let mut rows = Rows::default();
-    let decisions = decide(&requests, versions, head, &taken, &mut rows);
-    let decisions = match decisions {
-        Ok(decisions) => decisions,
-        Err(error) => {
-            rollback(client).await;
-            return Err(BatchFailure::NotStored(error));
-        }
-    };
-    let last = rows.positions.last().copied();
-    match last {
-        None => rollback(client).await,
-        Some(last) => write_and_commit(client, sql, notify, &rows, recorded_at, last).await?,
-    }
-    let mut next = head;
-    let outcomes = requests
-        .into_iter()
-        .zip(decisions)
-        .map(|(request, decision)| match decision {
-            Decision::Refused(error) => Err(error),
-            Decision::Accepted { version } => {
-                let first = version - request.events.len() as u64;
-                let events = (first + 1..)
-                    .zip(request.events)
-                    .map(|(version, event)| {
-                        next += 1;
-                        event.into_recorded(&request.stream_id, version, next, recorded_at)
-                    })
-                    .collect();
-                Ok(Appended { version, events })
+    let mut tracked = Checkpoints::default();
+    let mut outcomes = Vec::with_capacity(units.len());
+    for unit in units {
+        let mut plan = match log.plan(&unit) {
+            Ok(plan) => plan,
+            Err(error) => {
+                outcomes.push(Err(error));
+                continue;
             }
-        })
-        .collect();
-    let last = last.and_then(|last| u64::try_from(last).ok());
+        };
+        let appended = recorded(unit, &plan, log.position, recorded_at);
+        if !projections.is_empty() {
+            match project(client, sql, projections, &plan.rows, &appended, recorded_at).await {
+                Ok(Ok(())) => {}
+                Ok(Err(refusal)) => {
+                    outcomes.push(Err(refusal));
+                    continue;
+                }
+                Err(failure) => {
+                    rollback(client).await;
+                    return Err(BatchFailure::NotStored(failure));
+                }
+            }
+        } else {
+            rows.take(&mut plan.rows);
+        }
+        if let Some((subscription, position)) = &plan.checkpoint {
+            tracked.record(subscription, *position);
+        }
+        log.accept(&mut plan);
+        outcomes.push(Ok(appended));
+    }
+    let last = (log.position > head).then_some(log.position);
+    if last.is_none() && tracked.subscriptions.is_empty() {
+        rollback(client).await;
+    } else {
+        write_and_commit(client, sql, notify, &rows, &tracked, recorded_at, last).await?;
+    }
     Ok((outcomes, last))
+}
+
+impl Checkpoints {
+    /// Records `subscription`'s new checkpoint; a later unit's replaces an earlier one's (one
+    /// upsert cannot change a row twice).
+    fn record(&mut self, subscription: &str, position: u64) {
+        // Checked not past `i64::MAX` before the batch was queued.
+        let position = i64::try_from(position).unwrap_or(i64::MAX);
+        match self.subscriptions.iter().position(|s| s == subscription) {
+            Some(index) => self.positions[index] = position,
+            None => {
+                self.subscriptions.push(subscription.to_owned());
+                self.positions.push(position);
+            }
+        }
+    }
+}
+
+/// The outcome of an accepted unit: its events as stored.
+fn recorded(
+    unit: Unit,
+    plan: &Plan,
+    mut position: u64,
+    recorded_at: DateTime<Utc>,
+) -> Vec<Appended> {
+    unit.appends
+        .into_iter()
+        .zip(&plan.appended)
+        .map(|(append, &version)| {
+            let first = version - append.events.len() as u64;
+            let events = (first + 1..)
+                .zip(append.events)
+                .map(|(version, event)| {
+                    position += 1;
+                    event.into_recorded(&append.stream_id, version, position, recorded_at)
+                })
+                .collect();
+            Appended { version, events }
+        })
+        .collect()
+}
+
+/// Inserts an accepted unit's rows and runs the inline projections on its events, in a
+/// savepoint: `Ok(Err(refusal))` when a projection failed (the savepoint rolled back, the
+/// rest of the batch intact), `Err` when the transaction itself failed.
+async fn project(
+    client: &ClientWrapper,
+    sql: &AppendSql,
+    projections: &[Arc<dyn AnyProjection>],
+    rows: &Rows,
+    appended: &[Appended],
+    recorded_at: DateTime<Utc>,
+) -> Result<Result<(), StoreError>, StoreError> {
+    client
+        .batch_execute("SAVEPOINT unit")
+        .await
+        .map_err(store_error)?;
+    if !rows.positions.is_empty() {
+        insert(client, sql, rows, recorded_at)
+            .await
+            .map_err(store_error)?;
+    }
+    let events = appended.iter().flat_map(|a| a.events.iter());
+    let projected = run_projections(client, projections, events).await;
+    let end = if projected.is_ok() {
+        "RELEASE SAVEPOINT unit"
+    } else {
+        "ROLLBACK TO SAVEPOINT unit"
+    };
+    client.batch_execute(end).await.map_err(store_error)?;
+    Ok(projected)
+}
+
+/// Runs every projection on each of `events`, in order; stops at the first failure.
+pub(crate) async fn run_projections<P>(
+    client: &tokio_postgres::Client,
+    projections: &[P],
+    events: impl Iterator<Item = &RecordedEvent> + Send,
+) -> Result<(), StoreError>
+where
+    P: Deref<Target = dyn AnyProjection> + Sync,
+{
+    for event in events {
+        for projection in projections {
+            projection.project(client, event).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The one parameter of a statement.
 type Param<'a> = [&'a (dyn ToSql + Sync); 1];
 
-type Known = (HashMap<String, u64>, u64, DateTime<Utc>, HashSet<Uuid>);
-
 /// Takes the locks (streams, then the log) and reads what the checks need: each stream's
-/// version, the log's last position and the time to record at, and the taken event ids.
+/// version, the log's last position and the time to record at, the taken event ids and the
+/// tracked subscriptions' checkpoints (locked until the commit).
 async fn read_under_locks(
     client: &ClientWrapper,
     sql: &AppendSql,
-    requests: &[Request],
-) -> Result<Known, StoreError> {
-    let (lock_streams, stream_versions, lock_log, head, taken_ids) = futures_util::try_join!(
-        client.prepare_cached(&sql.lock_streams),
-        client.prepare_cached(&sql.stream_versions),
-        client.prepare_cached(&sql.lock_log),
-        client.prepare_cached(&sql.head),
-        client.prepare_cached(&sql.taken_ids),
-    )
-    .map_err(store_error)?;
-    let mut keys: Vec<i64> = requests
-        .iter()
+    units: &[Unit],
+) -> Result<(Log, DateTime<Utc>), StoreError> {
+    let (lock_streams, stream_versions, lock_log, head, taken_ids, checkpoints) =
+        futures_util::try_join!(
+            client.prepare_cached(&sql.lock_streams),
+            client.prepare_cached(&sql.stream_versions),
+            client.prepare_cached(&sql.lock_log),
+            client.prepare_cached(&sql.head),
+            client.prepare_cached(&sql.taken_ids),
+            client.prepare_cached(&sql.checkpoints),
+        )
+        .map_err(store_error)?;
+    let appends = || units.iter().flat_map(|u| u.appends.iter());
+    let mut keys: Vec<i64> = appends()
         .map(|r| locks::stream_key(&sql.schema, &r.stream_id))
         .collect();
     keys.sort_unstable();
     keys.dedup();
-    let streams: Vec<&str> = requests
-        .iter()
+    let streams: Vec<&str> = appends()
         .map(|r| r.stream_id.as_str())
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let ids: Vec<Uuid> = requests
-        .iter()
+    let ids: Vec<Uuid> = appends()
         .flat_map(|r| r.events.iter().map(|e| e.event_id))
+        .collect();
+    let subscriptions: Vec<&str> = units
+        .iter()
+        .filter_map(|u| u.tracking.as_ref())
+        .map(|t| t.subscription.as_str())
         .collect();
     // One pipeline: the server runs each statement after the one before it, so every read
     // is made once the locks before it are held.
-    let (keys, streams, key, ids): (Param, Param, Param, Param) =
-        ([&keys], [&streams], [&sql.append_key], [&ids]);
-    let (_, _, versions, _, head, taken) = futures_util::try_join!(
+    let (keys, streams, key, ids, subscriptions): (Param, Param, Param, Param, Param) = (
+        [&keys],
+        [&streams],
+        [&sql.append_key],
+        [&ids],
+        [&subscriptions],
+    );
+    let tracked = async {
+        if units.iter().any(|u| u.tracking.is_some()) {
+            client.query(&checkpoints, &subscriptions).await
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    let (_, _, versions, _, head, taken, tracked) = futures_util::try_join!(
         client.batch_execute("BEGIN"),
         client.execute(&lock_streams, &keys),
         client.query(&stream_versions, &streams),
         client.execute(&lock_log, &key),
         client.query_one(&head, &[]),
         client.query(&taken_ids, &ids),
+        tracked,
     )
     .map_err(store_error)?;
     let mut by_stream = HashMap::new();
@@ -229,6 +509,18 @@ async fn read_under_locks(
         })?;
         by_stream.insert(stream, version);
     }
+    let mut checkpoints = HashMap::new();
+    for row in &tracked {
+        let subscription: String = row.try_get(0).map_err(store_error)?;
+        let position: i64 = row.try_get(1).map_err(store_error)?;
+        let position = u64::try_from(position).map_err(|_| StoreError::Corrupt {
+            stream_id: String::new(),
+            version: 0,
+            position: None,
+            reason: format!("the checkpoint of subscription `{subscription}` is {position}"),
+        })?;
+        checkpoints.insert(subscription, position);
+    }
     let last: Option<i64> = head.try_get(0).map_err(store_error)?;
     let last = u64::try_from(last.unwrap_or(0)).map_err(|_| StoreError::Corrupt {
         stream_id: String::new(),
@@ -242,67 +534,13 @@ async fn read_under_locks(
         .map(|row| row.try_get::<_, Uuid>(0))
         .collect::<Result<_, _>>()
         .map_err(store_error)?;
-    Ok((by_stream, last, recorded_at, taken))
-}
-
-/// Checks each request in order against the versions and ids as the requests before it
-/// left them, and lays out the accepted events' rows.
-fn decide(
-    requests: &[Request],
-    mut versions: HashMap<String, u64>,
-    head: u64,
-    taken: &HashSet<Uuid>,
-    rows: &mut Rows,
-) -> Result<Vec<Decision>, StoreError> {
-    let mut position = head;
-    let mut added: HashSet<Uuid> = HashSet::new();
-    let mut decisions = Vec::with_capacity(requests.len());
-    for request in requests {
-        let stream = &request.stream_id;
-        let current = versions.get(stream).copied();
-        if let Err(error) = request.expected.check(stream, current) {
-            decisions.push(Decision::Refused(error));
-            continue;
-        }
-        let mut own = HashSet::new();
-        let duplicate = request
-            .events
-            .iter()
-            .map(|e| e.event_id)
-            .find(|id| !own.insert(*id) || taken.contains(id) || added.contains(id));
-        if let Some(event_id) = duplicate {
-            decisions.push(Decision::Refused(StoreError::DuplicateEventId {
-                stream_id: stream.clone(),
-                event_id,
-            }));
-            continue;
-        }
-        let mut version = current.unwrap_or(0);
-        for event in &request.events {
-            version += 1;
-            position += 1;
-            rows.positions.push(bigint("a position", position)?);
-            rows.streams.push(stream.clone());
-            rows.versions.push(bigint("a version", version)?);
-            rows.ids.push(event.event_id);
-            rows.types.push(event.event_type.clone());
-            rows.schema_versions.push(i64::from(event.schema_version));
-            rows.payloads.push(event.payload.clone());
-            rows.metadata
-                .push(serde_json::to_string(&event.metadata).map_err(|error| {
-                    PostgresError::Unstorable {
-                        what: format!("the metadata of event {}", event.event_id),
-                        reason: error.to_string(),
-                    }
-                })?);
-        }
-        added.extend(own);
-        if !request.events.is_empty() {
-            versions.insert(stream.clone(), version);
-        }
-        decisions.push(Decision::Accepted { version });
-    }
-    Ok(decisions)
+    let log = Log {
+        versions: by_stream,
+        taken,
+        checkpoints,
+        position: last,
+    };
+    Ok((log, recorded_at))
 }
 
 fn bigint(what: &str, value: u64) -> Result<i64, StoreError> {
@@ -315,63 +553,137 @@ fn bigint(what: &str, value: u64) -> Result<i64, StoreError> {
     })
 }
 
-/// Inserts the rows, notifies, and commits, in one pipeline.
+/// Inserts `rows`.
+async fn insert(
+    client: &ClientWrapper,
+    sql: &AppendSql,
+    rows: &Rows,
+    recorded_at: DateTime<Utc>,
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = client.prepare_cached(&sql.insert).await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &rows.positions,
+                &rows.streams,
+                &rows.versions,
+                &rows.ids,
+                &rows.types,
+                &rows.schema_versions,
+                &rows.payloads,
+                &rows.metadata,
+                &recorded_at,
+            ],
+        )
+        .await
+}
+
+/// Inserts the rows (unless the projections' savepoints did), records the checkpoints,
+/// notifies, and commits, in one pipeline.
 async fn write_and_commit(
     client: &ClientWrapper,
     sql: &AppendSql,
     notify: bool,
     rows: &Rows,
+    checkpoints: &Checkpoints,
     recorded_at: DateTime<Utc>,
-    last: i64,
+    last: Option<u64>,
 ) -> Result<(), BatchFailure> {
     let prepared = futures_util::try_join!(
         client.prepare_cached(&sql.insert),
+        client.prepare_cached(&sql.save_checkpoints),
         client.prepare_cached(&sql.notify),
     );
-    let (insert, notify_statement) = match prepared {
+    let (insert, save_checkpoints, notify_statement) = match prepared {
         Ok(prepared) => prepared,
         Err(error) => {
             rollback(client).await;
             return Err(BatchFailure::NotStored(store_error(error)));
         }
     };
-    let last = last.to_string();
     let written = async {
-        client
-            .execute(
-                &insert,
-                &[
-                    &rows.positions,
-                    &rows.streams,
-                    &rows.versions,
-                    &rows.ids,
-                    &rows.types,
-                    &rows.schema_versions,
-                    &rows.payloads,
-                    &rows.metadata,
-                    &recorded_at,
-                ],
-            )
-            .await
-    };
-    let notified = async {
-        if notify {
+        if !rows.positions.is_empty() {
             client
-                .execute(&notify_statement, &[&sql.channel, &last])
+                .execute(
+                    &insert,
+                    &[
+                        &rows.positions,
+                        &rows.streams,
+                        &rows.versions,
+                        &rows.ids,
+                        &rows.types,
+                        &rows.schema_versions,
+                        &rows.payloads,
+                        &rows.metadata,
+                        &recorded_at,
+                    ],
+                )
                 .await?;
         }
-        Ok(())
+        Ok::<_, tokio_postgres::Error>(())
     };
-    let result = futures_util::try_join!(written, notified, client.batch_execute("COMMIT"));
-    match result {
-        Ok(_) => Ok(()),
-        Err(error) if error.as_db_error().is_some() => {
-            // The server refused a statement: the transaction is aborted (its COMMIT, if it
-            // ran, rolled back), or the commit itself failed. Nothing was stored.
+    let tracked = async {
+        if !checkpoints.subscriptions.is_empty() {
+            client
+                .execute(
+                    &save_checkpoints,
+                    &[&checkpoints.subscriptions, &checkpoints.positions],
+                )
+                .await?;
+        }
+        Ok::<_, tokio_postgres::Error>(())
+    };
+    let notified = async {
+        if let (true, Some(last)) = (notify, last) {
+            client
+                .execute(&notify_statement, &[&sql.channel, &last.to_string()])
+                .await?;
+        }
+        Ok::<_, tokio_postgres::Error>(())
+    };
+    let (written, tracked, notified, committed) =
+        futures_util::join!(written, tracked, notified, client.batch_execute("COMMIT"));
+    match settle([written, tracked, notified], committed) {
+        Settled::Committed => Ok(()),
+        Settled::NotStored(error) => {
             rollback(client).await;
             Err(BatchFailure::NotStored(store_error(error)))
         }
-        Err(error) => Err(BatchFailure::Unknown(error.to_string())),
+        Settled::Unknown(error) => Err(BatchFailure::Unknown(error.to_string())),
+    }
+}
+
+/// What the statements of a commit pipeline tell of it.
+enum Settled {
+    Committed,
+    NotStored(tokio_postgres::Error),
+    Unknown(tokio_postgres::Error),
+}
+
+/// Reads the outcome of a commit pipeline from its statements' results, in the order the
+/// server ran them. The first failure decides: the server's refusal of a statement before
+/// the `COMMIT` (even a fatal one, as when the backend is terminated) means the `COMMIT`
+/// never ran or ran as a rollback; so does a plain error of the `COMMIT` itself (the
+/// transaction failed to commit). A fatal error answering the `COMMIT`, or a connection
+/// that broke without the server's answer, leaves it unknown whether the commit happened.
+fn settle(
+    before: [Result<(), tokio_postgres::Error>; 3],
+    commit: Result<(), tokio_postgres::Error>,
+) -> Settled {
+    for result in before {
+        match result {
+            Ok(()) => {}
+            Err(error) if error.as_db_error().is_some() => return Settled::NotStored(error),
+            Err(error) => return Settled::Unknown(error),
+        }
+    }
+    match commit {
+        Ok(()) => Settled::Committed,
+        Err(error) => match error.as_db_error() {
+            Some(db) if !crate::error::is_fatal(db) => Settled::NotStored(error),
+            _ => Settled::Unknown(error),
+        },
     }
 }
 
@@ -430,7 +742,13 @@ fn copy_error(error: &StoreError) -> StoreError {
             position: *position,
             reason: reason.clone(),
         },
-        StoreError::Backend(inner) => StoreError::Backend(inner.to_string().into()),
+        StoreError::Backend(inner) => match inner.downcast_ref::<PostgresError>() {
+            Some(PostgresError::ConnectionLost { reason }) => PostgresError::ConnectionLost {
+                reason: reason.clone(),
+            }
+            .into(),
+            _ => StoreError::Backend(inner.to_string().into()),
+        },
         other => StoreError::Backend(other.to_string().into()),
     }
 }

@@ -6,7 +6,7 @@ use crate::error::store_error;
 use crate::sql::Names;
 use chrono::{DateTime, Duration, Timelike, Utc};
 use cqrs_core::backend::decode_metadata;
-use cqrs_core::{Direction, EventFilter, LogRead, RecordedEvent, StoreError};
+use cqrs_core::{Direction, EventFilter, EventRef, LogRead, RecordedEvent, StoreError, Visitor};
 use deadpool_postgres::ClientWrapper;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -16,10 +16,16 @@ use uuid::Uuid;
 const COLUMNS: &str =
     "position, stream_id, version, event_id, event_type, schema_version, payload, metadata, recorded_at";
 
+/// [`COLUMNS`] with a NULL for the metadata, which a visit does not hand over.
+const VISIT_COLUMNS: &str =
+    "position, stream_id, version, event_id, event_type, schema_version, payload, NULL::text, recorded_at";
+
 /// The statements reading events, written for one store's schema.
 #[derive(Debug)]
 pub(crate) struct EventReads {
     stream_forward: String,
+    stream_visit: String,
+    log_visit: String,
     stream_backward: String,
     stream_version: String,
     log: [String; 6],
@@ -64,6 +70,14 @@ impl EventReads {
             stream_forward: format!(
                 "SELECT {COLUMNS} FROM {s}.events WHERE stream_id = $1 AND version >= $2 \
                  ORDER BY version LIMIT $3"
+            ),
+            stream_visit: format!(
+                "SELECT {VISIT_COLUMNS} FROM {s}.events WHERE stream_id = $1 AND version >= $2 \
+                 ORDER BY version LIMIT $3"
+            ),
+            log_visit: format!(
+                "SELECT {VISIT_COLUMNS} FROM {s}.events WHERE position >= $1 \
+                 ORDER BY position LIMIT $2"
             ),
             stream_backward: format!(
                 "SELECT {COLUMNS} FROM {s}.events WHERE stream_id = $1 AND version <= $2 \
@@ -282,27 +296,49 @@ fn decode_all(rows: &[Row]) -> Result<Vec<RecordedEvent>, StoreError> {
     rows.iter().map(decode).collect()
 }
 
-/// Reads one row of [`COLUMNS`]. The position, stream and version are read first, so that
-/// any damage after them is reported with them.
+/// Reads one row of [`COLUMNS`] as an owned event: [`decode_ref`] and the metadata.
 pub(crate) fn decode(row: &Row) -> Result<RecordedEvent, StoreError> {
+    let event = decode_ref(row)?;
+    let metadata = row
+        .try_get::<_, Option<&str>>(7)
+        .map_err(|error| corrupt_at(&event, format!("its metadata cannot be read: {error}")))?
+        .ok_or_else(|| corrupt_at(&event, "its metadata is NULL".to_owned()))?;
+    let metadata = decode_metadata(metadata.as_bytes())
+        .map_err(|error| corrupt_at(&event, format!("its metadata is not valid: {error}")))?;
+    Ok(event.to_recorded(metadata))
+}
+
+fn corrupt_at(event: &EventRef<'_>, reason: String) -> StoreError {
+    StoreError::Corrupt {
+        stream_id: event.stream_id.to_owned(),
+        version: event.version,
+        position: Some(event.position),
+        reason,
+    }
+}
+
+/// Reads one row of [`COLUMNS`] (or [`VISIT_COLUMNS`]) borrowed, all but the metadata.
+/// The position, stream and version are read first, so that any damage after them is
+/// reported with them.
+fn decode_ref(row: &Row) -> Result<EventRef<'_>, StoreError> {
     let position = row
         .try_get::<_, Option<i64>>(0)
         .ok()
         .flatten()
         .and_then(|position| u64::try_from(position).ok().filter(|p| *p > 0));
-    let stream_id = row.try_get::<_, Option<String>>(1).ok().flatten();
+    let stream_id = row.try_get::<_, Option<&str>>(1).ok().flatten();
     let version = row
         .try_get::<_, Option<i64>>(2)
         .ok()
         .flatten()
         .and_then(|version| u64::try_from(version).ok().filter(|v| *v > 0));
     let corrupt = |reason: String| StoreError::Corrupt {
-        stream_id: stream_id.clone().unwrap_or_default(),
+        stream_id: stream_id.unwrap_or_default().to_owned(),
         version: version.unwrap_or(0),
         position,
         reason,
     };
-    let (Some(stream_id), Some(version), Some(position)) = (&stream_id, version, position) else {
+    let (Some(stream_id), Some(version), Some(position)) = (stream_id, version, position) else {
         let what = [
             (position.is_none(), "position"),
             (stream_id.is_none(), "stream id"),
@@ -315,8 +351,8 @@ pub(crate) fn decode(row: &Row) -> Result<RecordedEvent, StoreError> {
         .join(", ");
         return Err(corrupt(format!("its {what} cannot be read as one")));
     };
-    let column = |index: usize, name: &str| -> Result<String, StoreError> {
-        row.try_get::<_, Option<String>>(index)
+    let column = |index: usize, name: &str| -> Result<&str, StoreError> {
+        row.try_get::<_, Option<&str>>(index)
             .map_err(|error| corrupt(format!("its {name} cannot be read: {error}")))?
             .ok_or_else(|| corrupt(format!("its {name} is NULL")))
     };
@@ -332,24 +368,79 @@ pub(crate) fn decode(row: &Row) -> Result<RecordedEvent, StoreError> {
     let schema_version = u32::try_from(schema_version)
         .map_err(|_| corrupt(format!("schema version {schema_version} is out of range")))?;
     let payload = column(6, "payload")?;
-    let metadata = column(7, "metadata")?;
-    let metadata = decode_metadata(metadata.as_bytes())
-        .map_err(|error| corrupt(format!("its metadata is not valid: {error}")))?;
     let recorded_at = row
         .try_get::<_, Option<DateTime<Utc>>>(8)
         .map_err(|error| corrupt(format!("its recording time cannot be read: {error}")))?
         .ok_or_else(|| corrupt("its recording time is NULL".to_owned()))?;
-    Ok(RecordedEvent {
-        stream_id: stream_id.clone(),
+    Ok(EventRef {
+        stream_id,
         version,
         position,
         event_id,
         event_type,
         schema_version,
         payload,
-        metadata,
         recorded_at,
     })
+}
+
+/// Visits up to `count` events of a stream from `from_version` on, decoded in place from
+/// the rows (no owned event, no metadata), checked like [`read_stream`] as they go; how
+/// many were visited.
+pub(crate) async fn visit_stream(
+    client: &ClientWrapper,
+    reads: &EventReads,
+    stream_id: &str,
+    from_version: u64,
+    count: usize,
+    visit: &mut Visitor<'_>,
+) -> Result<usize, StoreError> {
+    let from = from_version.max(1);
+    let rows = query(
+        client,
+        &reads.stream_visit,
+        &[&stream_id, &clamp(from), &limit(count)],
+    )
+    .await?;
+    let (mut visited, mut expected) = (0, from);
+    for row in &rows {
+        let event = decode_ref(row)?;
+        if event.version != expected {
+            return Err(missing(stream_id, expected));
+        }
+        // Saturating: a read from `u64::MAX` has no row, but the count must not overflow.
+        expected = expected.saturating_add(1);
+        visited += 1;
+        if visit(event).is_break() {
+            break;
+        }
+    }
+    Ok(visited)
+}
+
+/// Visits the events of a forward read of the whole log (`read.filter` takes all), decoded
+/// in place; `None` for any other read, which the caller makes as a plain read.
+pub(crate) async fn visit_log(
+    client: &ClientWrapper,
+    reads: &EventReads,
+    read: &LogRead,
+    visit: &mut Visitor<'_>,
+) -> Result<Option<usize>, StoreError> {
+    if read.direction != Direction::Forward || !read.filter.is_all() {
+        return Ok(None);
+    }
+    let Ok(from) = i64::try_from(read.from) else {
+        return Ok(Some(0));
+    };
+    let rows = query(client, &reads.log_visit, &[&from, &limit(read.limit)]).await?;
+    let mut visited = 0;
+    for row in &rows {
+        visited += 1;
+        if visit(decode_ref(row)?).is_break() {
+            break;
+        }
+    }
+    Ok(Some(visited))
 }
 
 /// Checks that a stream read holds versions in a row from `first` (up, or down).

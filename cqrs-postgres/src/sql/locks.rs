@@ -1,5 +1,5 @@
-//! The advisory lock keys of a store: its append lock, its stream locks and its migration
-//! lock. Keys are hashes of the schema name (and stream id), the same in every process and
+//! The advisory lock keys of a store: its append lock, its stream locks, its subscription
+//! locks and its migration lock. Keys are hashes of the schema name (and stream id), the same in every process and
 //! every version of this crate, so that all processes sharing a schema take the same locks;
 //! advisory locks are per database, so stores in other schemas take other keys. Two names
 //! hashing alike only make their appends wait for each other, never wrong.
@@ -39,6 +39,12 @@ pub(crate) fn migration_key(schema: &str) -> i64 {
 /// lock, so that two transactions never wait for each other in a cycle.
 pub(crate) fn stream_key(schema: &str, stream_id: &str) -> i64 {
     signed(fnv1a(&[schema, "stream", stream_id]))
+}
+
+/// The lock of one subscription's checkpoint, held by a projection consumer's transaction
+/// from reading the checkpoint to committing the new one.
+pub(crate) fn subscription_key(schema: &str, subscription: &str) -> i64 {
+    signed(fnv1a(&[schema, "subscription", subscription]))
 }
 
 #[cfg(test)]
