@@ -63,8 +63,11 @@ pub trait InboundReactor: Send + Sync + 'static {
 /// Where an inbound reads and how patiently it retries.
 #[derive(Debug, Clone)]
 pub struct InboundConfig {
-    /// The durable consumer's name, and the key of the checkpoint in the receiving store.
+    /// The key of the checkpoint in the receiving store (keep it stable).
     pub name: String,
+    /// The durable consumer's name (default: `name`). Two processes running one inbound
+    /// may each have their own: the checkpoint still lets each message commit once.
+    pub durable: String,
     /// The sender's JetStream stream.
     pub stream: String,
     /// The subjects taken, e.g. `orders.Order.>` (empty: the whole stream).
@@ -90,8 +93,10 @@ impl InboundConfig {
         stream: impl Into<String>,
         filter_subject: impl Into<String>,
     ) -> Self {
+        let name = name.into();
         Self {
-            name: name.into(),
+            durable: name.clone(),
+            name,
             stream: stream.into(),
             filter_subject: filter_subject.into(),
             ack_wait: Duration::from_secs(30),
@@ -311,7 +316,7 @@ impl<R: InboundReactor, S: TrackingStore> Inbound<R, S> {
             .await?;
         // Its delivery state (what it sent, what was acknowledged) is the broker's; the
         // checkpoint is ours, committed with the effects: start over from it.
-        let _ = stream.delete_consumer(&self.config.name).await;
+        let _ = stream.delete_consumer(&self.config.durable).await;
         let deliver_policy = if checkpoint == 0 {
             consumer::DeliverPolicy::All
         } else {
@@ -321,7 +326,7 @@ impl<R: InboundReactor, S: TrackingStore> Inbound<R, S> {
         };
         let consumer = stream
             .create_consumer(consumer::pull::Config {
-                durable_name: Some(self.config.name.clone()),
+                durable_name: Some(self.config.durable.clone()),
                 filter_subject: self.config.filter_subject.clone(),
                 deliver_policy,
                 ack_policy: consumer::AckPolicy::Explicit,
@@ -370,7 +375,11 @@ impl<R: InboundReactor, S: TrackingStore> Inbound<R, S> {
         let mut backoff = self.config.first_backoff;
         let mut attempt = 1;
         loop {
-            match self.react(sequence, &envelope).instrument(span.clone()).await {
+            match self
+                .react(sequence, &envelope)
+                .instrument(span.clone())
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(source) if attempt >= self.config.attempts.max(1) || *stopped.borrow() => {
                     return Err(InboundError::EventFailed {
