@@ -11,6 +11,9 @@
 //!   version, with upcasters) and issues commands on its own aggregates, committed with the
 //!   JetStream sequence as its checkpoint in one transaction (`TrackingStore`): exactly once.
 
+/// The NATS client this crate is built on, for connecting and for JetStream administration.
+pub use async_nats;
+
 pub mod inbound;
 pub mod jetstream;
 pub mod message;

@@ -1,7 +1,8 @@
 //! Runnable example domains of the framework: the cart (also what the benchmark runs), the
 //! "minimum CQRS" orders, library lending and user onboarding (aggregates kept consistent by
-//! subscriptions), bank transfers (a process manager across aggregates, exactly once), and
-//! demos that run them on any event store.
+//! subscriptions), bank transfers (a process manager across aggregates, exactly once), the
+//! shipping context that hears the orders through NATS JetStream, and demos that run them on
+//! any event store.
 
 pub mod bank;
 pub mod cart;
@@ -9,6 +10,7 @@ pub mod demo;
 pub mod library;
 pub mod onboarding;
 pub mod order;
+pub mod shipping;
 
 /// The README's Rust blocks, compiled and run as doctests so the quick start cannot rot.
 #[cfg(doctest)]
