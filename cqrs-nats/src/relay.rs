@@ -73,7 +73,7 @@ impl RelayConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     /// The broker refuses this event for good (too large); the relay stopped before it.
-    /// Fix the broker's limits and restart, or skip it with [`skip_refused`] (recorded).
+    /// Fix the broker's limits and restart, or skip it with [`skip_refused`](crate::skip_refused) (recorded).
     #[error(
         "relay `{relay}`: JetStream refused event {event_id} at position {position} \
          (stream `{stream_id}` version {version}); the relay stopped before it: {source}"
