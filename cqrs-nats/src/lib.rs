@@ -5,6 +5,7 @@
 //!   implementing `EventStore + CheckpointStore` to a JetStream stream, on subject
 //!   `<prefix>.<aggregate type>.<stream id>`, payload unchanged, envelope in headers
 //!   ([`message`]). Never published before it is stored, never lost, never published twice.
+//! - [`broker`]: what the relay needs of a broker; [`jetstream`] implements it.
 //! - [`skip`]: the recorded operator action for an event the broker refuses for good.
 //! - [`inbound`]: another context's side. A JetStream durable consumer feeds an
 //!   [`InboundReactor`], which decodes events into its own types (by type name and schema
@@ -14,6 +15,7 @@
 /// The NATS client this crate is built on, for connecting and for JetStream administration.
 pub use async_nats;
 
+pub mod broker;
 pub mod inbound;
 pub mod jetstream;
 pub mod message;
@@ -22,4 +24,4 @@ pub mod skip;
 
 pub use inbound::{Inbound, InboundConfig, InboundError, InboundReactor, RunningInbound};
 pub use relay::{Relay, RelayConfig, RelayError, RunningRelay};
-pub use skip::skip_refused;
+pub use skip::{skip_refused, skip_refused_on};

@@ -11,10 +11,10 @@
 //! A second relay started by mistake loses every race it runs into and resumes after what the
 //! first published, so the stream still holds each event once, in order.
 
-use crate::jetstream::{self as js, Failure, Tip, TipError};
+use crate::broker::{AckFuture, Broker, Failure, Outgoing, PublishFailure, Tip, TipError};
+use crate::jetstream::JetStreamBroker;
 use crate::message;
-use async_nats::jetstream::context::{PublishAckFuture, PublishError};
-use async_nats::jetstream::{self, message::PublishMessage};
+use async_nats::jetstream;
 use cqrs_core::{
     CheckpointStore, EventFilter, EventStore, Lag, LogRead, RecordedEvent, StoreError,
 };
@@ -91,7 +91,7 @@ pub enum RelayError {
         version: u64,
         /// What the broker said.
         #[source]
-        source: PublishError,
+        source: PublishFailure,
     },
     /// The store failed in a way retrying does not fix.
     #[error("relay `{relay}`: the event store failed: {source}")]
@@ -122,13 +122,13 @@ pub enum RelayError {
         reason: String,
     },
     /// The broker could not be reached (only from one-shot calls; the relay itself retries).
-    #[error("relay `{relay}`: JetStream unreachable: {source}")]
+    #[error("relay `{relay}`: broker unreachable: {source}")]
     Unreachable {
         /// The relay.
         relay: String,
         /// What the client reported.
         #[source]
-        source: async_nats::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The relay's task ended without saying why (it panicked or was aborted).
     #[error("relay `{relay}` is not running")]
@@ -148,40 +148,46 @@ enum Stop {
     Fatal(Box<RelayError>),
 }
 
-/// Publishes the log of store `S` to JetStream; see the [module](self).
-pub struct Relay<S> {
+/// Publishes the log of store `S` to broker `B` (JetStream); see the [module](self).
+pub struct Relay<S, B = JetStreamBroker> {
     store: S,
-    jetstream: jetstream::Context,
+    broker: B,
     config: RelayConfig,
 }
 
 impl<S: EventStore + CheckpointStore> Relay<S> {
-    /// A relay of `store`'s log through `jetstream`.
+    /// A relay of `store`'s log to JetStream stream `config.stream` through `jetstream`.
     pub fn new(store: S, jetstream: jetstream::Context, config: RelayConfig) -> Self {
-        Self {
-            store,
-            jetstream,
-            config,
-        }
+        let broker = JetStreamBroker::new(jetstream, config.stream.clone());
+        Self::with_broker(store, broker, config)
     }
 
     /// The JetStream stream for subjects `<prefix>.>`, created if missing (file storage,
     /// two-minute duplicate window); an existing stream is left as configured.
     pub async fn ensure_stream(&self) -> Result<(), RelayError> {
-        js::ensure_stream(
-            &self.jetstream,
-            &self.config.stream,
-            &self.config.prefix,
-            Duration::from_secs(120),
-        )
-        .await
-        .map_err(|source| self.unreachable(source))
+        self.broker
+            .ensure_stream(&self.config.prefix, Duration::from_secs(120))
+            .await
+            .map_err(|source| self.unreachable(source))
+    }
+}
+
+impl<S: EventStore + CheckpointStore, B: Broker> Relay<S, B> {
+    /// A relay of `store`'s log to `broker`.
+    pub fn with_broker(store: S, broker: B, config: RelayConfig) -> Self {
+        Self {
+            store,
+            broker,
+            config,
+        }
     }
 
     /// How far behind the relay is: the latest position it publishes, and how far it got
     /// (the further of its checkpoint and the JetStream stream's tip).
     pub async fn lag(&self) -> Result<Lag, RelayError> {
-        let tip = js::tip(&self.jetstream, &self.config.stream)
+        let tip = self
+            .broker
+            .tip()
             .await
             .map_err(|source| self.tip_error(source))?;
         let checkpoint = self.load_checkpoint().await?.max(tip.position);
@@ -195,6 +201,7 @@ impl<S: EventStore + CheckpointStore> Relay<S> {
     pub fn start(self) -> RunningRelay
     where
         S: Clone,
+        B: Clone,
     {
         let (stop, stopped) = watch::channel(false);
         let (lag_sender, lag) = watch::channel(Lag {
@@ -271,7 +278,7 @@ impl<S: EventStore + CheckpointStore> Relay<S> {
     /// Reads the tip and moves the checkpoint up to it: every event up to the position on
     /// the last message is in the stream, since publishes only ever extend it in order.
     async fn sync(&self, checkpoint: &mut u64) -> Result<Tip, Stop> {
-        let tip = match js::tip(&self.jetstream, &self.config.stream).await {
+        let tip = match self.broker.tip().await {
             Ok(tip) => tip,
             Err(TipError::Unreachable { source, .. }) => {
                 return Err(Stop::Retry(source.to_string()))
@@ -326,7 +333,7 @@ impl<S: EventStore + CheckpointStore> Relay<S> {
     /// the one before it got; stops at the first failure. Reports the last position whose
     /// publish (and every one before it) JetStream acknowledged.
     async fn publish(&self, page: &[RecordedEvent], tip: &mut Tip) -> Published {
-        let mut in_flight: VecDeque<(&RecordedEvent, PublishAckFuture)> = VecDeque::new();
+        let mut in_flight: VecDeque<(&RecordedEvent, AckFuture)> = VecDeque::new();
         let mut acked = None;
         let mut expected = tip.sequence;
         let mut outcome = Ok(());
@@ -340,15 +347,13 @@ impl<S: EventStore + CheckpointStore> Relay<S> {
                     acked = Some(event.position);
                 }
             }
-            let publish = PublishMessage::build()
-                .payload(event.payload.clone().into_bytes().into())
-                .headers(message::headers(event))
-                .expected_last_sequence(expected);
-            match self
-                .jetstream
-                .send_publish(message::subject(&self.config.prefix, event), publish)
-                .await
-            {
+            let outgoing = Outgoing {
+                subject: message::subject(&self.config.prefix, event),
+                headers: message::headers(event),
+                payload: event.payload.clone().into_bytes(),
+                expected_last_sequence: expected,
+            };
+            match self.broker.publish(outgoing).await {
                 Ok(ack) => {
                     in_flight.push_back((event, ack));
                     expected += 1;
@@ -381,7 +386,7 @@ impl<S: EventStore + CheckpointStore> Relay<S> {
     async fn await_ack(
         &self,
         event: &RecordedEvent,
-        ack: PublishAckFuture,
+        ack: AckFuture,
         tip: &mut Tip,
     ) -> Result<(), Stop> {
         match ack.await {
@@ -401,8 +406,8 @@ impl<S: EventStore + CheckpointStore> Relay<S> {
         }
     }
 
-    fn failed(&self, event: &RecordedEvent, error: PublishError) -> Stop {
-        match js::classify(&error) {
+    fn failed(&self, event: &RecordedEvent, error: PublishFailure) -> Stop {
+        match error.failure {
             Failure::Refused => Stop::Fatal(Box::new(RelayError::Refused {
                 relay: self.config.name.clone(),
                 position: event.position,
@@ -467,7 +472,7 @@ impl<S: EventStore + CheckpointStore> Relay<S> {
         }
     }
 
-    fn unreachable(&self, source: async_nats::Error) -> RelayError {
+    fn unreachable(&self, source: Box<dyn std::error::Error + Send + Sync>) -> RelayError {
         RelayError::Unreachable {
             relay: self.config.name.clone(),
             source,

@@ -1,7 +1,8 @@
 //! Skipping an event the broker refuses for good: an operator's decision, recorded in the log
 //! itself. Never automatic: the relay stops before such an event and waits for this call.
 
-use crate::jetstream as js;
+use crate::broker::{Broker, TipError};
+use crate::jetstream::JetStreamBroker;
 use crate::relay::{RelayConfig, RelayError};
 use async_nats::jetstream;
 use cqrs_core::{AppendBatch, ExpectedVersion, LogRead, Metadata, NewEvent, TrackingStore};
@@ -33,6 +34,19 @@ pub async fn skip_refused<S: TrackingStore>(
     event_id: Uuid,
     reason: &str,
 ) -> Result<u64, RelayError> {
+    let broker = JetStreamBroker::new(jetstream.clone(), config.stream.clone());
+    skip_refused_on(store, &broker, config, position, event_id, reason).await
+}
+
+/// [`skip_refused`] on any [`Broker`].
+pub async fn skip_refused_on<S: TrackingStore, B: Broker>(
+    store: &S,
+    broker: &B,
+    config: &RelayConfig,
+    position: u64,
+    event_id: Uuid,
+    reason: &str,
+) -> Result<u64, RelayError> {
     let relay = config.name.clone();
     let store_error = |source| RelayError::Store {
         relay: relay.clone(),
@@ -43,18 +57,16 @@ pub async fn skip_refused<S: TrackingStore>(
         position,
         reason,
     };
-    let tip = js::tip(jetstream, &config.stream)
-        .await
-        .map_err(|source| match source {
-            js::TipError::Unreachable { source, .. } => RelayError::Unreachable {
-                relay: relay.clone(),
-                source,
-            },
-            foreign => RelayError::Foreign {
-                relay: relay.clone(),
-                source: foreign,
-            },
-        })?;
+    let tip = broker.tip().await.map_err(|source| match source {
+        TipError::Unreachable { source, .. } => RelayError::Unreachable {
+            relay: relay.clone(),
+            source,
+        },
+        foreign => RelayError::Foreign {
+            relay: relay.clone(),
+            source: foreign,
+        },
+    })?;
     let checkpoint = store
         .load_checkpoint(&config.name)
         .await
