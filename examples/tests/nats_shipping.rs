@@ -15,7 +15,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const ROUNDS: u64 = 24;
-const ORDERS_PER_ROUND: u64 = 15;
 const CANCEL_EVERY: u64 = 4;
 const BROKER_RESTARTS: [u64; 3] = [5, 12, 19];
 
@@ -122,6 +121,17 @@ fn finish(child: Child) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_consumer_and_broker_killed_at_random_moments_ship_every_order_exactly_once() {
+    killed_at_random_moments(15).await;
+}
+
+/// The size: 24 x 420 orders, about 12,600 events (`.ci/run` runs it explicitly).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: about ten thousand events; .ci/run runs it"]
+async fn ten_thousand_events_through_kills_of_relay_consumer_and_broker() {
+    killed_at_random_moments(420).await;
+}
+
+async fn killed_at_random_moments(orders_per_round: u64) {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Broker::start(&dir.path().join("jetstream"));
     let url = broker.url();
@@ -145,8 +155,8 @@ async fn relay_consumer_and_broker_killed_at_random_moments_ship_every_order_exa
     println!("seed {seed}");
     let mut random = Random(seed);
     for round in 0..ROUNDS {
-        let from = (round * ORDERS_PER_ROUND + 1).to_string();
-        let count = ORDERS_PER_ROUND.to_string();
+        let from = (round * orders_per_round + 1).to_string();
+        let count = orders_per_round.to_string();
         let every = CANCEL_EVERY.to_string();
         let place = [
             "place",
@@ -204,9 +214,9 @@ async fn relay_consumer_and_broker_killed_at_random_moments_ship_every_order_exa
     let board = shipping::shipments(&shipping_store).await.unwrap();
     assert_eq!(
         board.len(),
-        usize::try_from(ROUNDS * ORDERS_PER_ROUND).unwrap()
+        usize::try_from(ROUNDS * orders_per_round).unwrap()
     );
-    for n in 1..=ROUNDS * ORDERS_PER_ROUND {
+    for n in 1..=ROUNDS * orders_per_round {
         let events = shipping_store
             .read_stream(&format!("Shipment-o{n}"), 1, 10)
             .await
