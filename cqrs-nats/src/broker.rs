@@ -8,6 +8,7 @@ use async_nats::HeaderMap;
 use async_trait::async_trait;
 use std::future::Future;
 use std::pin::Pin;
+use uuid::Uuid;
 
 /// Where the broker's stream ends: the last sequence it assigned and the log position
 /// carried by the message there (0 for both on an empty stream).
@@ -17,6 +18,8 @@ pub struct Tip {
     pub sequence: u64,
     /// The log position of the last event published (0: none, or its message is gone).
     pub position: u64,
+    /// That event's id (nil with position 0): the relay checks its own log holds it.
+    pub event_id: Uuid,
 }
 
 /// Why the tip could not be read.

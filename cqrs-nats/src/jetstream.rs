@@ -63,19 +63,22 @@ impl Broker for JetStreamBroker {
             // Purged or never written: only the relay's own checkpoint says how far it got.
             return Ok(Tip {
                 sequence,
-                position: 0,
+                ..Tip::default()
             });
         }
         let last = stream
             .get_raw_message(sequence)
             .await
             .map_err(|e| unreachable(e.into()))?;
-        let position =
-            message::position(&last.headers, sequence).map_err(|source| TipError::Foreign {
-                stream: self.stream.clone(),
-                source,
-            })?;
-        Ok(Tip { sequence, position })
+        let foreign = |source| TipError::Foreign {
+            stream: self.stream.clone(),
+            source,
+        };
+        Ok(Tip {
+            sequence,
+            position: message::position(&last.headers, sequence).map_err(foreign)?,
+            event_id: message::event_id(&last.headers, sequence).map_err(foreign)?,
+        })
     }
 
     async fn publish(&self, message: Outgoing) -> Result<AckFuture, PublishFailure> {

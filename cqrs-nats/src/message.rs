@@ -130,6 +130,12 @@ pub fn position(headers: &HeaderMap, sequence: u64) -> Result<u64, EnvelopeError
     reader.parse(POSITION)
 }
 
+/// Reads the event id (`Nats-Msg-Id`) alone.
+pub fn event_id(headers: &HeaderMap, sequence: u64) -> Result<Uuid, EnvelopeError> {
+    let reader = Reader { headers, sequence };
+    reader.parse(MSG_ID)
+}
+
 /// The sender's envelope and payload, rebuilt from a message at JetStream `sequence`.
 pub fn recorded(
     headers: &HeaderMap,

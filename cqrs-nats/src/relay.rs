@@ -111,6 +111,21 @@ pub enum RelayError {
         #[source]
         source: TipError,
     },
+    /// The broker's stream ends with an event this store does not hold at that position:
+    /// it was filled from another store, or this store was restored from an older copy.
+    /// Resuming would skip events, so the relay refuses to.
+    #[error(
+        "relay `{relay}`: the stream's last message carries event {event_id} at position \
+         {position}, which this store does not hold there; not resuming after it"
+    )]
+    Diverged {
+        /// The relay.
+        relay: String,
+        /// The position on the last message.
+        position: u64,
+        /// The event id on it.
+        event_id: Uuid,
+    },
     /// A skip was asked for an event that is not the one the relay is stopped before.
     #[error("relay `{relay}`: cannot skip position {position}: {reason}")]
     NotSkippable {
@@ -285,12 +300,36 @@ impl<S: EventStore + CheckpointStore, B: Broker> Relay<S, B> {
             }
             Err(foreign) => return Err(Stop::Fatal(Box::new(self.tip_error(foreign)))),
         };
+        if tip.position > 0 {
+            self.check_holds(&tip).await?;
+        }
         if tip.position > *checkpoint {
             self.save_checkpoint(tip.position).await?;
             *checkpoint = tip.position;
         }
         tracing::debug!(relay = %self.config.name, sequence = tip.sequence, checkpoint = *checkpoint, "relay resumes");
         Ok(tip)
+    }
+
+    /// Refuses to resume after a tip whose event is not this store's at that position.
+    async fn check_holds(&self, tip: &Tip) -> Result<(), Stop> {
+        let read = LogRead::forward(tip.position, 1);
+        let found = self
+            .store
+            .read_log(&read)
+            .await
+            .map_err(|e| self.store_stop(e))?;
+        let holds = found
+            .first()
+            .is_some_and(|event| event.position == tip.position && event.event_id == tip.event_id);
+        if holds {
+            return Ok(());
+        }
+        Err(Stop::Fatal(Box::new(RelayError::Diverged {
+            relay: self.config.name.clone(),
+            position: tip.position,
+            event_id: tip.event_id,
+        })))
     }
 
     /// Publishes one page after the checkpoint; `Ok(false)` when there was none to publish.
@@ -399,6 +438,7 @@ impl<S: EventStore + CheckpointStore, B: Broker> Relay<S, B> {
                 *tip = Tip {
                     sequence: ack.sequence,
                     position: event.position,
+                    event_id: event.event_id,
                 };
                 Ok(())
             }

@@ -103,9 +103,10 @@ impl Broker for Model {
         Ok(state
             .messages
             .last()
-            .map_or(Tip::default(), |(sequence, position, _)| Tip {
+            .map_or(Tip::default(), |(sequence, position, id)| Tip {
                 sequence: *sequence,
                 position: *position,
+                event_id: id.parse().unwrap(),
             }))
     }
 

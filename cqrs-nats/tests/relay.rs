@@ -205,3 +205,34 @@ async fn a_refused_event_stops_the_relay_naming_it_and_a_recorded_skip_moves_pas
     assert_eq!(skip.metadata.causation_id, Some(huge_id));
     assert!(skip.payload.contains("sent by mail"), "{}", skip.payload);
 }
+
+#[tokio::test]
+async fn a_stream_filled_from_another_log_is_refused_not_resumed_after() {
+    let stream = TestStream::new().await;
+    let first = MemoryStore::new();
+    for n in 0..3 {
+        append(&first, "Order-1", n).await;
+    }
+    let mut relay = Relay::new(first, stream.context.clone(), config(&stream)).start();
+    relay.wait_for(3).await.unwrap();
+    relay.stop().await.unwrap();
+
+    // Another store (or this one restored from an older copy) with five events of its own.
+    let other = MemoryStore::new();
+    for n in 0..5 {
+        append(&other, "Order-2", n).await;
+    }
+    let relay = Relay::new(other.clone(), stream.context.clone(), config(&stream));
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let (lag, _) = tokio::sync::watch::channel(Lag {
+        head: 0,
+        checkpoint: 0,
+    });
+    let error = relay.run(stopped, lag).await.unwrap_err();
+    assert!(
+        matches!(error, RelayError::Diverged { position: 3, .. }),
+        "{error}"
+    );
+    assert_eq!(other.load_checkpoint("relay").await.unwrap(), 0);
+    assert_eq!(stream.positions().await, vec![1, 2, 3]);
+}
