@@ -181,34 +181,33 @@ async fn main() -> Result<(), Error> {
     let mut inbound = Inbound::new(stopwatch, receiver, context.clone(), inbound_config).start();
     let relay_config = RelayConfig::new("speed", steady_stream.clone(), steady_prefix);
     let mut relay = Relay::new(sender.clone(), context.clone(), relay_config).start();
-    let mut published = Vec::new();
-    let mut waiting: VecDeque<(u64, Instant)> = VecDeque::new();
+    // Positions are 1..=STEADY_EVENTS: event n is at position n + 1.
+    let watched = Arc::clone(&appended);
+    let watcher = tokio::spawn(async move {
+        let mut published = Vec::new();
+        for n in 0..STEADY_EVENTS {
+            relay.wait_for(n + 1).await?;
+            let appended = watched.lock().map_err(|e| e.to_string())?;
+            if let Some(Some(at)) = appended.get(usize::try_from(n)?) {
+                published.push(at.elapsed());
+            }
+        }
+        Ok::<_, Error>((relay, published))
+    });
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     for n in 0..STEADY_EVENTS {
         tick.tick().await;
-        let at = Instant::now();
-        let position = sender
+        // Noted before the append, so no reader can see the event before its time is set.
+        appended.lock().map_err(|e| e.to_string())?[usize::try_from(n)?] = Some(Instant::now());
+        sender
             .append(
                 &format!("Order-{}", n % 100),
                 ExpectedVersion::Any,
                 vec![new_event(n)],
             )
-            .await?
-            .events[0]
-            .position;
-        appended.lock().map_err(|e| e.to_string())?[usize::try_from(n)?] = Some(at);
-        waiting.push_back((position, at));
-        let checkpoint = relay.lag().checkpoint;
-        while waiting.front().is_some_and(|(p, _)| *p <= checkpoint) {
-            if let Some((_, at)) = waiting.pop_front() {
-                published.push(at.elapsed());
-            }
-        }
+            .await?;
     }
-    relay.wait_for(STEADY_EVENTS).await?;
-    for (_, at) in waiting {
-        published.push(at.elapsed());
-    }
+    let (relay, published) = watcher.await??;
     inbound.wait_for(STEADY_EVENTS).await?;
     relay.stop().await?;
     inbound.stop().await?;
