@@ -255,12 +255,13 @@ impl<S: EventStore + CheckpointStore, B: Broker> Relay<S, B> {
                     true
                 }),
             };
-            let pause = match round {
+            // Idle, an append wakes the relay early; backing off, nothing but a stop does.
+            let (pause, wakeable) = match round {
                 Ok(true) => {
                     backoff = self.config.first_backoff;
                     continue;
                 }
-                Ok(false) => self.config.poll_interval,
+                Ok(false) => (self.config.poll_interval, true),
                 Err(Stop::Fatal(error)) => {
                     tracing::error!(relay = %self.config.name, error = %error, "relay stopped");
                     return Err(*error);
@@ -274,14 +275,14 @@ impl<S: EventStore + CheckpointStore, B: Broker> Relay<S, B> {
                     tip = None;
                     let wait = backoff;
                     backoff = backoff.saturating_mul(2).min(self.config.max_backoff);
-                    wait
+                    (wait, false)
                 }
             };
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 _ = stopped.changed() => {}
                 _ = async {
-                    match wake.as_mut() {
+                    match wake.as_mut().filter(|_| wakeable) {
                         Some(wake) => wake.changed().await.ok(),
                         None => std::future::pending().await,
                     }
