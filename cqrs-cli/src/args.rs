@@ -65,6 +65,10 @@ pub enum Command {
     Db(DbCommand),
     /// Serves the store's HTTP feed and event browser (read-only)
     Serve(ServeArgs),
+    /// The relay of the log to NATS JetStream (the log as outbox): run it, see how far it
+    /// got, skip an event the broker refuses (recorded)
+    #[command(subcommand)]
+    Relay(RelayCommand),
 }
 
 /// `stream ...`
@@ -284,6 +288,66 @@ pub struct ServeArgs {
     /// Positions per feed page
     #[arg(long, default_value_t = 100)]
     pub page_size: u64,
+}
+
+/// `relay ...`
+#[derive(Debug, Subcommand)]
+pub enum RelayCommand {
+    /// Publishes the log to a JetStream stream (created for `<prefix>.>` if missing) until
+    /// the process is stopped (Ctrl-C or a kill at any moment loses and duplicates nothing:
+    /// the next run resumes after the stream's last message), or with --until-caught-up
+    /// until every event stored at start is acknowledged
+    Run {
+        #[command(flatten)]
+        relay: RelayArgs,
+        /// The subject prefix: events go to `<prefix>.<aggregate type>.<stream id>`
+        #[arg(long)]
+        prefix: String,
+        /// Stop once every event stored at start is published and acknowledged
+        #[arg(long)]
+        until_caught_up: bool,
+    },
+    /// The relay's checkpoint, the log's head, the lag, and the stream's last sequence and
+    /// the log position on its last message
+    Status {
+        #[command(flatten)]
+        relay: RelayArgs,
+    },
+    /// Moves the relay past the event it is stopped before (one the broker refuses for
+    /// good) without publishing it; recorded in the log (a `RelaySkipped` event, which is
+    /// published) and in the audit log. Run it while the relay is stopped
+    Skip {
+        #[command(flatten)]
+        relay: RelayArgs,
+        /// The position of the refused event (the relay's error names it)
+        #[arg(long)]
+        position: u64,
+        /// The refused event's id, checked against the event at --position if given
+        #[arg(long)]
+        event_id: Option<uuid::Uuid>,
+        /// Why, for the record in the log and the audit log
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// Which relay, publishing where.
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// The NATS server
+    #[arg(
+        long,
+        env = "NATS_URL",
+        default_value = "127.0.0.1:4222",
+        value_name = "URL"
+    )]
+    pub nats: String,
+    /// The JetStream stream
+    #[arg(long, value_name = "NAME")]
+    pub stream: String,
+    /// The relay's name: the key of its checkpoint in the store
+    #[arg(long, default_value = "relay", value_name = "RELAY")]
+    pub name: String,
 }
 
 /// An instant as RFC 3339 (`2024-05-01T12:00:00Z`) or a date (midnight UTC).

@@ -1,6 +1,6 @@
 //! The record of every change an operator makes through the command line (`subscriptions
-//! reset`, `set-checkpoint`, `skip`, `rebuild`, `parked retry|discard`): one JSON line
-//! appended to an audit log file, and the same facts as a `tracing` event (target
+//! reset`, `set-checkpoint`, `skip`, `rebuild`, `parked retry|discard`, `relay skip`): one
+//! JSON line appended to an audit log file, and the same facts as a `tracing` event (target
 //! `cqrs::audit`, level INFO) for whatever collects the process's logs.
 //!
 //! The log lives outside the store on purpose: the store's schema belongs to its backend

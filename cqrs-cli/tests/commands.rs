@@ -507,6 +507,7 @@ fn help_reads_for_every_command() {
         "copy",
         "db",
         "serve",
+        "relay",
     ] {
         assert!(help.contains(command), "{command}: {help}");
     }

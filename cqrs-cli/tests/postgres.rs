@@ -1,11 +1,12 @@
 //! `copy` from the examples' SQLite store into PostgreSQL, then `verify` and `stats` there
 //! (`DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`), in a schema of
-//! the test's own that it drops at the end; and a schema that is not there is exit 2,
+//! the test's own that it drops at the end, and `relay run|status` there (NATS on
+//! 127.0.0.1:4222, a stream of the test's own); and a schema that is not there is exit 2,
 //! left uncreated.
 
 mod common;
 
-use common::{cqrs, filled, json, text, url};
+use common::{cqrs, filled, json, text, url, TestStream, NATS};
 use cqrs_postgres::tokio_postgres::NoTls;
 use serde_json::Value;
 
@@ -55,6 +56,27 @@ fn copy_moves_the_examples_store_to_postgres_and_verify_passes_there() {
         let stats = json(&target, &["stats"]);
         assert_eq!(stats["events"], copied["source_events"]);
         assert_eq!(json(&target, &["db", "check"])["status"], "current");
+
+        // The relay on PostgreSQL: the copied log published once to a stream of the test's.
+        let stream = TestStream::new();
+        let name = stream.name.as_str();
+        let relay = [
+            "relay",
+            "run",
+            "--nats",
+            NATS,
+            "--stream",
+            name,
+            "--prefix",
+            name,
+            "--until-caught-up",
+        ];
+        let ran = json(&target, &relay);
+        assert_eq!(ran["published"], copied["source_events"], "{ran}");
+        let status = json(&target, &["relay", "status", "--stream", name]);
+        assert_eq!(status["lag"].as_u64(), Some(0), "{status}");
+        let published = stream.positions().len() as u64;
+        assert_eq!(Some(published), copied["source_events"].as_u64());
     });
     execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"));
     if let Err(panic) = outcome {

@@ -1,7 +1,9 @@
 //! What the commands share: the open store and the registrations they work with, the
-//! log's head, events as JSON records, and the checks of common arguments.
+//! audit record of a change, the log's head, events as JSON records, and the checks of
+//! common arguments.
 
 use crate::args::LogFilterArgs;
+use crate::audit;
 use crate::error::CliError;
 use crate::registry::Registry;
 use crate::target::{Opened, StoreUrl};
@@ -24,6 +26,18 @@ impl Ctx<'_> {
     pub(crate) fn events(&self) -> &dyn EventStore {
         self.store.events.as_ref()
     }
+}
+
+/// Writes the audit entry of `action` (with the outcome), then hands back the outcome.
+pub(crate) fn recorded(
+    ctx: &Ctx<'_>,
+    action: &str,
+    details: Value,
+    outcome: Result<(), CliError>,
+) -> Result<(), CliError> {
+    let text = outcome.as_ref().map(|_| ()).map_err(ToString::to_string);
+    audit::record(&ctx.audit_log, ctx.url(), action, details, &text)?;
+    outcome
 }
 
 /// Events read per page when scanning the log.

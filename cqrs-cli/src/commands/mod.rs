@@ -4,6 +4,7 @@ mod context;
 mod copy;
 mod db;
 mod read;
+mod relay;
 mod serve;
 mod stats;
 mod subscriptions;
@@ -61,6 +62,7 @@ pub(crate) async fn run(
         Command::Parked(command) => subscriptions::parked(&ctx, command, out).await,
         Command::Rebuild(args) => subscriptions::rebuild(&ctx, args, out).await,
         Command::Serve(args) => serve::run(&ctx, args, out).await,
+        Command::Relay(command) => relay::run(&ctx, command, out).await,
         Command::Copy(_) | Command::Db(_) => Ok(()),
     }
 }

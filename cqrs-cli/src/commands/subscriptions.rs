@@ -2,9 +2,8 @@
 //! and `rebuild`. Every change is recorded in the audit log (see `crate::audit`) with its
 //! outcome, whether it succeeded or not.
 
-use super::context::{head, Ctx};
+use super::context::{head, recorded, Ctx};
 use crate::args::{ChangeArgs, ParkedCommand, RebuildArgs, SubscriptionsCommand};
-use crate::audit;
 use crate::error::CliError;
 use crate::output::Output;
 use crate::progress::Progress;
@@ -144,18 +143,6 @@ async fn set(
         out.note("note: a read model it keeps is not emptied; `rebuild` empties and replays it")?;
     }
     Ok(())
-}
-
-/// Writes the audit entry of `action`, then hands back its outcome.
-fn recorded(
-    ctx: &Ctx<'_>,
-    action: &str,
-    details: Value,
-    outcome: Result<(), CliError>,
-) -> Result<(), CliError> {
-    let text = outcome.as_ref().map(|_| ()).map_err(ToString::to_string);
-    audit::record(&ctx.audit_log, ctx.url(), action, details, &text)?;
-    outcome
 }
 
 /// The SQLite store, where parking and registered subscriptions live.

@@ -31,6 +31,7 @@ pub fn cqrs(args: &[&str]) -> Output {
         .args(args)
         .env_remove("CQRS_STORE")
         .env_remove("CQRS_AUDIT_LOG")
+        .env_remove("NATS_URL")
         .output()
         .unwrap()
 }
@@ -87,4 +88,79 @@ pub fn at(path: &Path, position: i64) -> (String, i64) {
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .unwrap()
+}
+
+/// The machine's NATS server (JetStream enabled).
+pub const NATS: &str = "127.0.0.1:4222";
+
+/// A JetStream stream name (and subject prefix) of the test's own, on [`NATS`]; the stream
+/// (made by the test or by `relay run`) is deleted when this is dropped.
+pub struct TestStream {
+    pub name: String,
+    runtime: tokio::runtime::Runtime,
+    context: cqrs_nats::async_nats::jetstream::Context,
+}
+
+impl TestStream {
+    /// A name no other test uses; nothing is created yet.
+    pub fn new() -> Self {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        // The context spawns a task: make it on the runtime.
+        let context = runtime.block_on(async {
+            let client = cqrs_nats::async_nats::connect(NATS)
+                .await
+                .expect("a NATS server on 127.0.0.1:4222");
+            cqrs_nats::async_nats::jetstream::new(client)
+        });
+        Self {
+            name: format!("cqrs_cli_{}", uuid::Uuid::new_v4().simple()),
+            context,
+            runtime,
+        }
+    }
+
+    /// Creates the stream for subjects `<name>.>`, refusing messages above `max_message_size`.
+    pub fn create(&self, max_message_size: i32) {
+        let config = cqrs_nats::async_nats::jetstream::stream::Config {
+            name: self.name.clone(),
+            subjects: vec![format!("{}.>", self.name)],
+            max_message_size,
+            ..Default::default()
+        };
+        self.runtime
+            .block_on(self.context.create_stream(config))
+            .unwrap();
+    }
+
+    /// Whether the stream exists.
+    pub fn exists(&self) -> bool {
+        self.runtime
+            .block_on(self.context.get_stream(&self.name))
+            .is_ok()
+    }
+
+    /// The log position on each message of the stream, in sequence order.
+    pub fn positions(&self) -> Vec<u64> {
+        self.runtime.block_on(async {
+            let stream = self.context.get_stream(&self.name).await.unwrap();
+            let info = stream.get_info().await.unwrap();
+            let mut positions = Vec::new();
+            if info.state.messages == 0 {
+                return positions;
+            }
+            for sequence in info.state.first_sequence..=info.state.last_sequence {
+                let raw = stream.get_raw_message(sequence).await.unwrap();
+                positions.push(cqrs_nats::message::position(&raw.headers, sequence).unwrap());
+            }
+            positions
+        })
+    }
+}
+
+impl Drop for TestStream {
+    fn drop(&mut self) {
+        let _ = self
+            .runtime
+            .block_on(self.context.delete_stream(&self.name));
+    }
 }
