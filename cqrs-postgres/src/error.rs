@@ -61,9 +61,10 @@ pub enum PostgresError {
         reason: String,
     },
     /// The connection to the server broke (closed, or its backend terminated) before the
-    /// statement completed: a read can be made again; an append was not stored (when its
-    /// outcome is unknown, [`PostgresError::OutcomeUnknown`] is reported instead). The pool
-    /// replaces the connection.
+    /// statement completed, or none could be made (the server is down or restarting): a
+    /// read can be made again; an append was not stored (when its outcome is unknown,
+    /// [`PostgresError::OutcomeUnknown`] is reported instead). The pool replaces the
+    /// connection once the server is back.
     #[error("the connection to PostgreSQL was lost: {reason}")]
     ConnectionLost {
         /// What the driver or the server reported.

@@ -10,16 +10,20 @@ use crate::run::connections;
 use crate::run::listener::Listener;
 use crate::sql::append::{AppendSql, Request, Unit};
 use crate::sql::events::{self, EventReads};
+use crate::sql::parked::{self, ParkedSql};
 use crate::sql::state::{self, storable_text, storable_u64, StateSql};
 use crate::sql::{schema, Names};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_core::backend::{check_limit, check_log_read, validate_stream_id};
-use cqrs_core::tracking::{check_tracking, AppendBatch, TrackingStore};
+use cqrs_core::parking::not_parked;
+use cqrs_core::tracking::{
+    check_tracking, check_untracked, AppendBatch, StreamAppend, TrackingStore,
+};
 use cqrs_core::visit_each;
 use cqrs_core::{
-    Appended, CheckpointStore, EventStore, ExpectedVersion, LogRead, NewEvent, PositionWatch,
-    RecordedEvent, Snapshot, SnapshotStore, StoreError, Visitor,
+    Appended, CheckpointStore, EventStore, ExpectedVersion, LogRead, NewEvent, ParkedEvent,
+    ParkingStore, PositionWatch, RecordedEvent, Snapshot, SnapshotStore, StoreError, Visitor,
 };
 use deadpool_postgres::{Object, Pool};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,6 +49,7 @@ struct Inner {
     appender: Appender,
     reads: Arc<EventReads>,
     state: StateSql,
+    parked: ParkedSql,
     schema: String,
     /// Inline projections, run in every append transaction; shared by all clones.
     inline: Inline,
@@ -124,6 +129,7 @@ impl PostgresStore {
                 appender,
                 reads,
                 state: StateSql::new(&names),
+                parked: ParkedSql::new(&names),
                 schema: names.schema_name.clone(),
                 inline,
                 appended,
@@ -219,6 +225,7 @@ impl EventStore for PostgresStore {
                 events,
             }],
             tracking: None,
+            unpark: None,
         };
         let mut appended = self.inner.appender.append(unit).await?;
         appended.pop().ok_or_else(|| {
@@ -352,6 +359,11 @@ impl CheckpointStore for PostgresStore {
         let client = self.client().await?;
         state::save_checkpoint(&client, &self.inner.state, subscription, position).await
     }
+
+    async fn checkpoints(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let client = self.client().await?;
+        parked::checkpoints(&client, &self.inner.parked).await
+    }
 }
 
 /// The batch goes through the appender like an append: one unit of its transaction, its
@@ -366,22 +378,70 @@ impl TrackingStore for PostgresStore {
             storable_text("batch", || format!("subscription name {name:?}"), name)?;
             storable_u64("batch", tracking.position)?;
         }
-        for append in &batch.appends {
-            validate_stream_id(&append.stream_id)?;
-            check_storable(&append.events)?;
-        }
         let unit = Unit {
-            appends: batch
-                .appends
-                .into_iter()
-                .map(|append| Request {
-                    stream_id: append.stream_id,
-                    expected: append.expected,
-                    events: append.events,
-                })
-                .collect(),
+            appends: requests(batch.appends)?,
             tracking: batch.tracking,
+            unpark: None,
         };
         self.inner.appender.append(unit).await
+    }
+
+    /// One unit of the appender's transaction, like `append_batch`, that also deletes the
+    /// parked entry (read `FOR UPDATE` under the append lock): refused whole if it is gone.
+    async fn append_batch_unparking(
+        &self,
+        batch: AppendBatch,
+        subscription: &str,
+        position: u64,
+    ) -> Result<Vec<Appended>, StoreError> {
+        check_untracked(&batch)?;
+        let name = subscription;
+        storable_text("subscription", || format!("name {name:?}"), name)?;
+        if i64::try_from(position).is_err() {
+            // Past any position PostgreSQL holds: never parked.
+            return Err(not_parked(subscription, position));
+        }
+        let unit = Unit {
+            appends: requests(batch.appends)?,
+            tracking: None,
+            unpark: Some((subscription.to_owned(), position)),
+        };
+        self.inner.appender.append(unit).await
+    }
+}
+
+/// A batch's appends as the appender takes them, each checked as an append is.
+fn requests(appends: Vec<StreamAppend>) -> Result<Vec<Request>, StoreError> {
+    appends
+        .into_iter()
+        .map(|append| {
+            validate_stream_id(&append.stream_id)?;
+            check_storable(&append.events)?;
+            Ok(Request {
+                stream_id: append.stream_id,
+                expected: append.expected,
+                events: append.events,
+            })
+        })
+        .collect()
+}
+
+/// Parked entries are plain rows; removing one with a retried reaction's appends is
+/// [`TrackingStore::append_batch_unparking`].
+#[async_trait]
+impl ParkingStore for PostgresStore {
+    async fn park(&self, parked: ParkedEvent) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        parked::park(&client, &self.inner.parked, &parked).await
+    }
+
+    async fn parked(&self, subscription: &str) -> Result<Vec<ParkedEvent>, StoreError> {
+        let client = self.client().await?;
+        parked::list(&client, &self.inner.parked, subscription).await
+    }
+
+    async fn unpark(&self, subscription: &str, position: u64) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        parked::remove(&client, &self.inner.parked, subscription, position).await
     }
 }

@@ -312,3 +312,49 @@ async fn values_postgresql_cannot_hold_are_invalid_arguments_naming_them() {
         "nothing stored"
     );
 }
+
+/// A schema at version 1 (before parked events) is migrated on connect: the table of
+/// parked events is added, the events kept, and the version recorded.
+#[tokio::test]
+async fn a_version_1_schema_gains_the_parked_events() {
+    use cqrs_core::{ParkedEvent, ParkingStore};
+    let guard = SchemaGuard::new();
+    let store = PostgresStore::connect_with(guard.options()).await.unwrap();
+    store
+        .append("Old-1", ExpectedVersion::NoStream, vec![tagged_event("a")])
+        .await
+        .unwrap();
+    drop(store);
+    let schema = format!("\"{}\"", guard.schema);
+    let client = raw_client().await;
+    client
+        .batch_execute(&format!(
+            "DROP TABLE {schema}.parked; DELETE FROM {schema}.schema_version WHERE version > 1"
+        ))
+        .await
+        .unwrap();
+    let store = PostgresStore::connect_with(guard.options()).await.unwrap();
+    assert_eq!(store.stream_version("Old-1").await.unwrap(), Some(1));
+    let parked = ParkedEvent {
+        subscription: "sub".to_owned(),
+        position: 1,
+        event_id: uuid::Uuid::new_v4(),
+        stream_id: "Old-1".to_owned(),
+        version: 1,
+        event_type: "Tagged".to_owned(),
+        error: "boom".to_owned(),
+        attempts: 3,
+        parked_at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap(),
+    };
+    store.park(parked.clone()).await.unwrap();
+    assert_eq!(store.parked("sub").await.unwrap(), [parked]);
+    let recorded: i64 = client
+        .query_one(
+            &format!("SELECT max(version) FROM {schema}.schema_version"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded, SCHEMA_VERSION);
+}

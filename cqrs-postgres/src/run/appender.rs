@@ -8,8 +8,7 @@
 
 use crate::error::PostgresError;
 use crate::projection::Projections;
-use crate::sql::append::{append_batch, AppendSql, Outcome, Unit};
-use cqrs_core::StoreError;
+use crate::sql::append::{append_batch, AppendSql, BatchFailure, Outcome, Unit};
 use deadpool_postgres::Pool;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::runtime::Handle;
@@ -119,12 +118,10 @@ impl Batches {
         let client = match self.pool.get().await {
             Ok(client) => client,
             Err(error) => {
-                let error = crate::error::pool_error(error);
-                for (label, reply) in replies {
-                    let _ = reply.send(Err(StoreError::Backend(
-                        format!("no connection for the append to `{label}`: {error}").into(),
-                    )));
-                }
+                // No transaction began: nothing was stored. Typed as the pool reports it
+                // (a server down or restarting: `ConnectionLost`; no free connection: `Busy`).
+                let failure = BatchFailure::NotStored(crate::error::pool_error(error));
+                answer_failure(replies, failure);
                 return;
             }
         };
@@ -141,13 +138,16 @@ impl Batches {
                     let _ = reply.send(outcome);
                 }
             }
-            Err(failure) => {
-                let errors = failure.into_errors(replies.iter().map(|(label, _)| label.as_str()));
-                for ((_, reply), error) in replies.into_iter().zip(errors) {
-                    let _ = reply.send(Err(error));
-                }
-            }
+            Err(failure) => answer_failure(replies, failure),
         }
+    }
+}
+
+/// Answers every unit of a batch that failed as a whole with its copy of the failure.
+fn answer_failure(replies: Vec<(String, oneshot::Sender<Outcome>)>, failure: BatchFailure) {
+    let errors = failure.into_errors(replies.iter().map(|(label, _)| label.as_str()));
+    for ((_, reply), error) in replies.into_iter().zip(errors) {
+        let _ = reply.send(Err(error));
     }
 }
 

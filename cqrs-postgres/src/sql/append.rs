@@ -21,6 +21,12 @@
 //! a check made there still holds at the insert: the insert cannot fail on a constraint,
 //! and a unit refused by its check leaves the others untouched, without a savepoint.
 //!
+//! A unit may also remove a subscription's parked event (a retried reaction,
+//! `TrackingStore::append_batch_unparking`): its entry is read `FOR UPDATE` with the rest,
+//! so that a plain `unpark` waits for the batch, the unit is refused with
+//! `StoreError::NotParked` when the entry is gone (or a unit before it in the batch took
+//! it), and the entry is deleted in the commit pipeline with the events.
+//!
 //! With inline projections, each accepted unit is inserted and projected in a savepoint of
 //! its own, one after the other: a projection failing refuses that unit only (rolled back
 //! to its savepoint), and the units after it are checked and given positions as if it had
@@ -30,6 +36,7 @@ use crate::error::{store_error, PostgresError};
 use crate::projection::AnyProjection;
 use crate::sql::{locks, Names};
 use chrono::{DateTime, Utc};
+use cqrs_core::parking::not_parked;
 use cqrs_core::tracking::{check_passed, Tracking};
 use cqrs_core::{Appended, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
 use deadpool_postgres::ClientWrapper;
@@ -57,6 +64,9 @@ pub(crate) struct Unit {
     pub(crate) appends: Vec<Request>,
     /// The checkpoint committed with them (its position checked not 0).
     pub(crate) tracking: Option<Tracking>,
+    /// The parked event (subscription, position) removed with them: the unit is refused
+    /// if it is not parked (its position checked to fit a `bigint`).
+    pub(crate) unpark: Option<(String, u64)>,
 }
 
 impl Unit {
@@ -65,7 +75,12 @@ impl Unit {
         match (self.appends.first(), &self.tracking) {
             (Some(append), _) => append.stream_id.clone(),
             (None, Some(tracking)) => format!("(checkpoint of `{}`)", tracking.subscription),
-            (None, None) => String::new(),
+            (None, None) => match &self.unpark {
+                Some((subscription, position)) => {
+                    format!("(event parked by `{subscription}` at {position})")
+                }
+                None => String::new(),
+            },
         }
     }
 
@@ -87,8 +102,10 @@ pub(crate) struct AppendSql {
     head: String,
     taken_ids: String,
     checkpoints: String,
+    parked: String,
     insert: String,
     save_checkpoints: String,
+    unpark: String,
     notify: String,
     append_key: i64,
     schema: String,
@@ -116,6 +133,11 @@ impl AppendSql {
                 "SELECT subscription, position FROM {s}.checkpoints \
                  WHERE subscription = ANY($1) FOR UPDATE"
             ),
+            // A superset of the entries asked for (each name with each position), locked.
+            parked: format!(
+                "SELECT subscription, position FROM {s}.parked \
+                 WHERE subscription = ANY($1) AND position = ANY($2) FOR UPDATE"
+            ),
             insert: format!(
                 "INSERT INTO {s}.events (position, stream_id, version, event_id, event_type, \
                  schema_version, payload, metadata, recorded_at) \
@@ -127,6 +149,10 @@ impl AppendSql {
                  SELECT u.*, clock_timestamp() FROM unnest($1::text[], $2::int8[]) AS u \
                  ON CONFLICT (subscription) DO UPDATE SET \
                  position = excluded.position, updated_at = excluded.updated_at"
+            ),
+            unpark: format!(
+                "DELETE FROM {s}.parked AS p USING unnest($1::text[], $2::int8[]) AS u(s, n) \
+                 WHERE p.subscription = u.s AND p.position = u.n"
             ),
             notify: "SELECT pg_notify($1, $2)".to_owned(),
             append_key: locks::append_key(&names.schema_name),
@@ -177,6 +203,8 @@ struct Log {
     versions: HashMap<String, u64>,
     taken: HashSet<Uuid>,
     checkpoints: HashMap<String, u64>,
+    /// The parked events the batch's units remove that are (still) parked.
+    parked: HashSet<(String, u64)>,
     position: u64,
 }
 
@@ -189,6 +217,7 @@ struct Plan {
     appended: Vec<u64>,
     ids: Vec<Uuid>,
     checkpoint: Option<(String, u64)>,
+    unparked: Option<(String, u64)>,
     position: u64,
 }
 
@@ -196,6 +225,11 @@ impl Log {
     /// Checks `unit` against the log (its appends in order, each seeing those before it)
     /// and lays out its rows, changing nothing.
     fn plan(&self, unit: &Unit) -> Result<Plan, StoreError> {
+        if let Some((subscription, position)) = &unit.unpark {
+            if !self.parked.contains(&(subscription.clone(), *position)) {
+                return Err(not_parked(subscription, *position));
+            }
+        }
         let checkpoint = match &unit.tracking {
             Some(tracking) => {
                 let stored = self.checkpoints.get(&tracking.subscription);
@@ -260,6 +294,7 @@ impl Log {
             appended,
             ids: own.into_iter().collect(),
             checkpoint,
+            unparked: unit.unpark.clone(),
             position,
         })
     }
@@ -271,11 +306,15 @@ impl Log {
         if let Some((subscription, position)) = plan.checkpoint.clone() {
             self.checkpoints.insert(subscription, position);
         }
+        if let Some(key) = &plan.unparked {
+            self.parked.remove(key);
+        }
         self.position = plan.position;
     }
 }
 
-/// What the batch commits besides the events: the accepted units' checkpoints.
+/// What the batch commits besides the events: the accepted units' checkpoints, or the
+/// parked events they remove (the same columns).
 #[derive(Default)]
 struct Checkpoints {
     subscriptions: Vec<String>,
@@ -303,6 +342,7 @@ pub(crate) async fn append_batch(
     let head = log.position;
     let mut rows = Rows::default();
     let mut tracked = Checkpoints::default();
+    let mut unparked = Checkpoints::default();
     let mut outcomes = Vec::with_capacity(units.len());
     for unit in units {
         let mut plan = match log.plan(&unit) {
@@ -331,19 +371,35 @@ pub(crate) async fn append_batch(
         if let Some((subscription, position)) = &plan.checkpoint {
             tracked.record(subscription, *position);
         }
+        if let Some((subscription, position)) = &plan.unparked {
+            // Once per entry: the log forgets it once a unit takes it.
+            unparked.push(subscription, *position);
+        }
         log.accept(&mut plan);
         outcomes.push(Ok(appended));
     }
     let last = (log.position > head).then_some(log.position);
-    if last.is_none() && tracked.subscriptions.is_empty() {
+    if last.is_none() && tracked.subscriptions.is_empty() && unparked.subscriptions.is_empty() {
         rollback(client).await;
     } else {
-        write_and_commit(client, sql, notify, &rows, &tracked, recorded_at, last).await?;
+        let written = Written {
+            rows: &rows,
+            checkpoints: &tracked,
+            unparked: &unparked,
+        };
+        write_and_commit(client, sql, notify, written, recorded_at, last).await?;
     }
     Ok((outcomes, last))
 }
 
 impl Checkpoints {
+    /// Adds the parked event of `subscription` at `position` (checked to fit a `bigint`).
+    fn push(&mut self, subscription: &str, position: u64) {
+        self.subscriptions.push(subscription.to_owned());
+        self.positions
+            .push(i64::try_from(position).unwrap_or(i64::MAX));
+    }
+
     /// Records `subscription`'s new checkpoint; a later unit's replaces an earlier one's (one
     /// upsert cannot change a row twice).
     fn record(&mut self, subscription: &str, position: u64) {
@@ -442,7 +498,7 @@ async fn read_under_locks(
     sql: &AppendSql,
     units: &[Unit],
 ) -> Result<(Log, DateTime<Utc>), StoreError> {
-    let (lock_streams, stream_versions, lock_log, head, taken_ids, checkpoints) =
+    let (lock_streams, stream_versions, lock_log, head, taken_ids, checkpoints, parked) =
         futures_util::try_join!(
             client.prepare_cached(&sql.lock_streams),
             client.prepare_cached(&sql.stream_versions),
@@ -450,6 +506,7 @@ async fn read_under_locks(
             client.prepare_cached(&sql.head),
             client.prepare_cached(&sql.taken_ids),
             client.prepare_cached(&sql.checkpoints),
+            client.prepare_cached(&sql.parked),
         )
         .map_err(store_error)?;
     let appends = || units.iter().flat_map(|u| u.appends.iter());
@@ -471,6 +528,12 @@ async fn read_under_locks(
         .filter_map(|u| u.tracking.as_ref())
         .map(|t| t.subscription.as_str())
         .collect();
+    let unparks = || units.iter().filter_map(|u| u.unpark.as_ref());
+    let unpark_names: Vec<&str> = unparks().map(|(name, _)| name.as_str()).collect();
+    let unpark_positions: Vec<i64> = unparks()
+        .map(|(_, position)| i64::try_from(*position).unwrap_or(i64::MAX))
+        .collect();
+    let unpark_keys: [&(dyn ToSql + Sync); 2] = [&unpark_names, &unpark_positions];
     // One pipeline: the server runs each statement after the one before it, so every read
     // is made once the locks before it are held.
     let (keys, streams, key, ids, subscriptions): (Param, Param, Param, Param, Param) = (
@@ -487,7 +550,14 @@ async fn read_under_locks(
             Ok(Vec::new())
         }
     };
-    let (_, _, versions, _, head, taken, tracked) = futures_util::try_join!(
+    let still_parked = async {
+        if unpark_names.is_empty() {
+            Ok(Vec::new())
+        } else {
+            client.query(&parked, &unpark_keys).await
+        }
+    };
+    let (_, _, versions, _, head, taken, tracked, still_parked) = futures_util::try_join!(
         client.batch_execute("BEGIN"),
         client.execute(&lock_streams, &keys),
         client.query(&stream_versions, &streams),
@@ -495,6 +565,7 @@ async fn read_under_locks(
         client.query_one(&head, &[]),
         client.query(&taken_ids, &ids),
         tracked,
+        still_parked,
     )
     .map_err(store_error)?;
     let mut by_stream = HashMap::new();
@@ -534,10 +605,20 @@ async fn read_under_locks(
         .map(|row| row.try_get::<_, Uuid>(0))
         .collect::<Result<_, _>>()
         .map_err(store_error)?;
+    let mut parked = HashSet::new();
+    for row in &still_parked {
+        let subscription: String = row.try_get(0).map_err(store_error)?;
+        let position: i64 = row.try_get(1).map_err(store_error)?;
+        // A position out of range is no entry a unit asked for (they are checked positive).
+        if let Ok(position) = u64::try_from(position) {
+            parked.insert((subscription, position));
+        }
+    }
     let log = Log {
         versions: by_stream,
         taken,
         checkpoints,
+        parked,
         position: last,
     };
     Ok((log, recorded_at))
@@ -579,23 +660,38 @@ async fn insert(
         .await
 }
 
+/// What a batch's commit writes.
+struct Written<'a> {
+    /// The accepted events (none if the projections' savepoints inserted them).
+    rows: &'a Rows,
+    /// The tracked checkpoints.
+    checkpoints: &'a Checkpoints,
+    /// The parked events removed.
+    unparked: &'a Checkpoints,
+}
+
 /// Inserts the rows (unless the projections' savepoints did), records the checkpoints,
-/// notifies, and commits, in one pipeline.
+/// removes the parked events retried, notifies, and commits, in one pipeline.
 async fn write_and_commit(
     client: &ClientWrapper,
     sql: &AppendSql,
     notify: bool,
-    rows: &Rows,
-    checkpoints: &Checkpoints,
+    written: Written<'_>,
     recorded_at: DateTime<Utc>,
     last: Option<u64>,
 ) -> Result<(), BatchFailure> {
+    let Written {
+        rows,
+        checkpoints,
+        unparked,
+    } = written;
     let prepared = futures_util::try_join!(
         client.prepare_cached(&sql.insert),
         client.prepare_cached(&sql.save_checkpoints),
+        client.prepare_cached(&sql.unpark),
         client.prepare_cached(&sql.notify),
     );
-    let (insert, save_checkpoints, notify_statement) = match prepared {
+    let (insert, save_checkpoints, unpark, notify_statement) = match prepared {
         Ok(prepared) => prepared,
         Err(error) => {
             rollback(client).await;
@@ -634,6 +730,14 @@ async fn write_and_commit(
         }
         Ok::<_, tokio_postgres::Error>(())
     };
+    let removed = async {
+        if !unparked.subscriptions.is_empty() {
+            client
+                .execute(&unpark, &[&unparked.subscriptions, &unparked.positions])
+                .await?;
+        }
+        Ok::<_, tokio_postgres::Error>(())
+    };
     let notified = async {
         if let (true, Some(last)) = (notify, last) {
             client
@@ -642,9 +746,14 @@ async fn write_and_commit(
         }
         Ok::<_, tokio_postgres::Error>(())
     };
-    let (written, tracked, notified, committed) =
-        futures_util::join!(written, tracked, notified, client.batch_execute("COMMIT"));
-    match settle([written, tracked, notified], committed) {
+    let (written, tracked, removed, notified, committed) = futures_util::join!(
+        written,
+        tracked,
+        removed,
+        notified,
+        client.batch_execute("COMMIT")
+    );
+    match settle([written, tracked, removed, notified], committed) {
         Settled::Committed => Ok(()),
         Settled::NotStored(error) => {
             rollback(client).await;
@@ -668,7 +777,7 @@ enum Settled {
 /// transaction failed to commit). A fatal error answering the `COMMIT`, or a connection
 /// that broke without the server's answer, leaves it unknown whether the commit happened.
 fn settle(
-    before: [Result<(), tokio_postgres::Error>; 3],
+    before: [Result<(), tokio_postgres::Error>; 4],
     commit: Result<(), tokio_postgres::Error>,
 ) -> Settled {
     for result in before {

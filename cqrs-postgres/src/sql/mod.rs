@@ -4,6 +4,7 @@
 pub(crate) mod append;
 pub(crate) mod events;
 pub(crate) mod locks;
+pub(crate) mod parked;
 pub(crate) mod schema;
 pub(crate) mod state;
 

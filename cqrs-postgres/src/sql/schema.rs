@@ -13,7 +13,7 @@ use cqrs_core::StoreError;
 use tokio_postgres::Client;
 
 /// The schema version this crate writes: how many migrations it knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Each entry moves the schema one version up; table `schema_version` records each one run.
 /// Never edit an entry once released: add one, and raise [`SCHEMA_VERSION`]. `@.` stands
@@ -63,6 +63,21 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
         subscription text        PRIMARY KEY,
         position     bigint      NOT NULL CHECK (position >= 0),
         updated_at   timestamptz NOT NULL
+    );",
+    // 2: the events subscriptions parked (`cqrs_core::parking`): one row per subscription
+    // and position, with the event's identity and its last error, until it is retried or
+    // discarded. A retried reaction deletes its row in the transaction of its appends.
+    "CREATE TABLE @.parked (
+        subscription text        NOT NULL,
+        position     bigint      NOT NULL CHECK (position >= 1),
+        event_id     uuid        NOT NULL,
+        stream_id    text        NOT NULL,
+        version      bigint      NOT NULL CHECK (version >= 1),
+        event_type   text        NOT NULL,
+        error        text        NOT NULL,
+        attempts     bigint      NOT NULL CHECK (attempts BETWEEN 0 AND 4294967295),
+        parked_at    timestamptz NOT NULL,
+        PRIMARY KEY (subscription, position)
     );",
 ];
 

@@ -10,7 +10,6 @@ use cqrs_core::{
     EventStore, HandlerConsumer, HandlerError, Metadata, RecordedEvent, Repository,
     RunningSubscription, Subscription,
 };
-use cqrs_sqlite::SqliteStore;
 use uuid::Uuid;
 
 /// The subscription's name, which is also the key of its checkpoint in the store.
@@ -26,13 +25,13 @@ const PAGE: usize = 256;
 /// records the loan on the borrowing [`Member`], on `BookReturned` it ends it. Each is a
 /// command of its own on another aggregate, caused by the book event.
 #[derive(Clone)]
-pub struct MemberLoans {
-    members: Repository<Member, SqliteStore>,
+pub struct MemberLoans<S: EventStore> {
+    members: Repository<Member, S>,
 }
 
-impl MemberLoans {
+impl<S: EventStore + Clone> MemberLoans<S> {
     /// A handler that executes its commands on the members of `store`.
-    pub fn new(store: SqliteStore) -> Self {
+    pub fn new(store: S) -> Self {
         Self {
             members: Repository::new(store),
         }
@@ -64,7 +63,7 @@ impl MemberLoans {
 }
 
 #[async_trait]
-impl EventHandler for MemberLoans {
+impl<S: EventStore + Clone> EventHandler for MemberLoans<S> {
     type Aggregate = Book;
 
     fn name(&self) -> &str {
@@ -106,7 +105,10 @@ pub struct LibraryDemo {
 }
 
 /// Runs the library story on `store`, printing each step to `out`.
-pub async fn run(store: SqliteStore, out: Output<'_>) -> Result<LibraryDemo, DemoError> {
+pub async fn run<S: EventStore + CheckpointStore + Clone>(
+    store: S,
+    out: Output<'_>,
+) -> Result<LibraryDemo, DemoError> {
     let session = Uuid::new_v4();
     let tag = session_tag(session);
     let book_id = format!("{tag}-dune");
@@ -136,8 +138,8 @@ pub async fn run(store: SqliteStore, out: Output<'_>) -> Result<LibraryDemo, Dem
          transaction"
     )?;
 
-    let books = Repository::<Book, SqliteStore>::new(store.clone());
-    let members = Repository::<Member, SqliteStore>::new(store.clone());
+    let books = Repository::<Book, S>::new(store.clone());
+    let members = Repository::<Member, S>::new(store.clone());
     let mut book_events = Vec::new();
 
     writeln!(
@@ -261,9 +263,9 @@ where
 
 /// Waits until the subscription has handled the book's commit, then loads the member and
 /// prints their list as the subscription left it.
-async fn wait_and_load(
+async fn wait_and_load<S: EventStore>(
     subscription: &mut RunningSubscription,
-    members: &Repository<Member, SqliteStore>,
+    members: &Repository<Member, S>,
     committed: &Committed<BookEvent>,
     member_id: &str,
     name: &str,

@@ -8,11 +8,13 @@
 //! - [`onboarding`]: a subscription turns a new user into onboarding tasks, traced end to end.
 //! - [`bank`]: transfers between accounts run by a process manager, exactly once, with
 //!   compensation when the target refuses the money.
+//! - [`on_postgres`]: the stories on PostgreSQL, each in a schema of its own.
 
 pub mod bank;
 pub mod cart;
 mod data_dir;
 pub mod library;
+pub mod on_postgres;
 pub mod onboarding;
 pub mod orders;
 pub mod read_models;

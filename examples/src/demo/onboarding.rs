@@ -9,22 +9,21 @@ use crate::onboarding::{
 };
 use cqrs_core::async_trait;
 use cqrs_core::{
-    stream_id, EventEnvelope, EventHandler, EventOf, EventStore, HandlerConsumer, HandlerError,
-    Metadata, RecordedEvent, Repository, Subscription,
+    stream_id, CheckpointStore, EventEnvelope, EventHandler, EventOf, EventStore, HandlerConsumer,
+    HandlerError, Metadata, RecordedEvent, Repository, Subscription,
 };
-use cqrs_sqlite::SqliteStore;
 use uuid::Uuid;
 
 /// The subscription's name, the key of its checkpoint.
 pub const SUBSCRIPTION: &str = "onboarding-tasks";
 
 /// The use case "create onboarding tasks", run for every new user.
-pub struct CreateOnboardingTasks {
-    tasks: Repository<Task, SqliteStore>,
+pub struct CreateOnboardingTasks<S: EventStore> {
+    tasks: Repository<Task, S>,
 }
 
 #[async_trait]
-impl EventHandler for CreateOnboardingTasks {
+impl<S: EventStore> EventHandler for CreateOnboardingTasks<S> {
     type Aggregate = User;
 
     fn name(&self) -> &str {
@@ -72,7 +71,10 @@ pub struct OnboardingDemo {
 /// Runs the onboarding story on `store`, printing each step to `out`. With a `tracing`
 /// subscriber installed (the `onboarding` binary installs one), the spans of every command
 /// and handler print too, each carrying the correlation id.
-pub async fn run(store: SqliteStore, out: Output<'_>) -> Result<OnboardingDemo, DemoError> {
+pub async fn run<S: EventStore + CheckpointStore + Clone>(
+    store: S,
+    out: Output<'_>,
+) -> Result<OnboardingDemo, DemoError> {
     let correlation_id = Uuid::new_v4();
     let user_id = format!("ada{}", session_tag(correlation_id));
     writeln!(
@@ -149,10 +151,7 @@ pub async fn run(store: SqliteStore, out: Output<'_>) -> Result<OnboardingDemo, 
         user_created.event_id
     )?;
     running.stop().await?;
-    let checkpoint = {
-        use cqrs_core::CheckpointStore;
-        store.load_checkpoint(SUBSCRIPTION).await?
-    };
+    let checkpoint = store.load_checkpoint(SUBSCRIPTION).await?;
     writeln!(out, "-- subscription stopped at checkpoint {checkpoint}\n")?;
     Ok(OnboardingDemo {
         user_id,
