@@ -8,7 +8,7 @@
 //! never migrates a file behind an application's back.
 
 use crate::error::CliError;
-use cqrs_core::{CheckpointStore, EventStore};
+use cqrs_core::{CheckpointStore, EventStore, ParkingStore};
 use cqrs_postgres::tokio_postgres::{self, NoTls};
 use cqrs_postgres::{PostgresOptions, PostgresStore};
 use cqrs_sqlite::rusqlite::{Connection, OpenFlags};
@@ -118,6 +118,8 @@ pub struct Opened {
     pub events: Arc<dyn EventStore>,
     /// The subscriptions' checkpoints.
     pub checkpoints: Arc<dyn CheckpointStore>,
+    /// The subscriptions' parked events.
+    pub parking: Arc<dyn ParkingStore>,
     /// The concrete store.
     pub backend: Backend,
 }
@@ -232,6 +234,7 @@ impl StoreUrl {
             url: self.clone(),
             events: Arc::new(store.clone()),
             checkpoints: Arc::new(store.clone()),
+            parking: Arc::new(store.clone()),
             backend: Backend::Sqlite(store),
         })
     }
@@ -264,6 +267,7 @@ impl StoreUrl {
             url: self.clone(),
             events: Arc::new(store.clone()),
             checkpoints: Arc::new(store.clone()),
+            parking: Arc::new(store.clone()),
             backend: Backend::Postgres(store, Arc::new(client)),
         })
     }

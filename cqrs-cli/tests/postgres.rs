@@ -57,6 +57,23 @@ fn copy_moves_the_examples_store_to_postgres_and_verify_passes_there() {
         assert_eq!(stats["events"], copied["source_events"]);
         assert_eq!(json(&target, &["db", "check"])["status"], "current");
 
+        // Parked events on PostgreSQL: listed, counted, discarded (and the discard recorded).
+        park_on_postgres(&schema, "mailer", 3);
+        let parked = json(&target, &["parked", "list"]);
+        assert_eq!(parked[0]["subscription"], "mailer", "{parked}");
+        assert_eq!(parked[0]["position"].as_u64(), Some(3), "{parked}");
+        let listed = json(&target, &["subscriptions", "list"]);
+        let mailer = listed
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["subscription"] == "mailer"))
+            .unwrap_or_else(|| panic!("no mailer in {listed}"));
+        assert_eq!(mailer["parked"].as_u64(), Some(1), "{listed}");
+        let output = cqrs(&[
+            "--store", &target, "parked", "discard", "mailer", "3", "--reason", "test",
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        assert_eq!(json(&target, &["parked", "list"]), Value::Array(vec![]));
+
         // The relay on PostgreSQL: the copied log published once to a stream of the test's.
         let stream = TestStream::new();
         let name = stream.name.as_str();
@@ -82,6 +99,39 @@ fn copy_moves_the_examples_store_to_postgres_and_verify_passes_there() {
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// Parks the event at `position` for `subscription` in the store in `schema`, its
+/// checkpoint moved past it, as a parking subscription would leave them.
+fn park_on_postgres(schema: &str, subscription: &str, position: u64) {
+    use cqrs_core::{CheckpointStore, EventStore, LogRead, ParkedEvent, ParkingStore};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let options = cqrs_postgres::PostgresOptions::new(database_url()).schema(schema);
+        let store = cqrs_postgres::PostgresStore::connect_with(options)
+            .await
+            .unwrap();
+        let event = store
+            .read_log(&LogRead::forward(position, 1))
+            .await
+            .unwrap()
+            .remove(0);
+        store
+            .park(ParkedEvent {
+                subscription: subscription.to_owned(),
+                position,
+                event_id: event.event_id,
+                stream_id: event.stream_id,
+                version: event.version,
+                event_type: event.event_type,
+                error: "the mail server refused it".to_owned(),
+                attempts: 3,
+                parked_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+        store.save_checkpoint(subscription, position).await.unwrap();
+    });
 }
 
 #[test]

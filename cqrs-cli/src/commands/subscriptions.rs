@@ -69,9 +69,7 @@ async fn list(ctx: &Ctx<'_>, out: &mut Output<'_>) -> Result<(), CliError> {
         Err(error) => return Err(error.into()),
     }
     let sqlite = sqlite(ctx);
-    if let Some(store) = &sqlite {
-        names.extend(parked_subscriptions(store).await?);
-    }
+    names.extend(parked_subscriptions(ctx).await?);
     let head = head(ctx.events()).await?;
     let mut records = Vec::new();
     for name in names {
@@ -85,10 +83,7 @@ async fn list(ctx: &Ctx<'_>, out: &mut Output<'_>) -> Result<(), CliError> {
                 }
             }
         }
-        let parked = match &sqlite {
-            Some(store) => store.parked(&name).await?,
-            None => Vec::new(),
-        };
+        let parked = ctx.store.parking.parked(&name).await?;
         records.push(json!({
             "subscription": name,
             "checkpoint": checkpoint,
@@ -156,24 +151,45 @@ fn sqlite(ctx: &Ctx<'_>) -> Option<SqliteStore> {
 fn sqlite_only(ctx: &Ctx<'_>, what: &str) -> Result<SqliteStore, CliError> {
     sqlite(ctx).ok_or_else(|| {
         CliError::Usage(format!(
-            "{what} works on SQLite stores only for now: PostgreSQL keeps no parked events \
-             and runs no registered subscription yet"
+            "{what} works on SQLite stores only for now: registered subscriptions run on \
+             SQLite"
         ))
     })
 }
 
-/// The subscriptions with parked events.
-async fn parked_subscriptions(store: &SqliteStore) -> Result<Vec<String>, CliError> {
-    Ok(store
-        .query(|conn| {
-            let mut statement =
-                conn.prepare("SELECT DISTINCT subscription FROM parked ORDER BY 1")?;
-            let names = statement
-                .query_map([], |row| row.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(names)
-        })
-        .await?)
+/// The subscriptions with parked events: on SQLite every one with an entry; elsewhere
+/// those with a checkpoint or registered here (a parked event's subscription has moved
+/// its checkpoint past it).
+async fn parked_subscriptions(ctx: &Ctx<'_>) -> Result<Vec<String>, CliError> {
+    if let Some(store) = sqlite(ctx) {
+        return Ok(store
+            .query(|conn| {
+                let mut statement =
+                    conn.prepare("SELECT DISTINCT subscription FROM parked ORDER BY 1")?;
+                let names = statement
+                    .query_map([], |row| row.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(names)
+            })
+            .await?);
+    }
+    let mut names: BTreeSet<String> = ctx
+        .registry
+        .subscription_names()
+        .map(str::to_owned)
+        .collect();
+    match ctx.store.checkpoints.checkpoints().await {
+        Ok(stored) => names.extend(stored.into_iter().map(|(name, _)| name)),
+        Err(StoreError::Unsupported { .. }) => {}
+        Err(error) => return Err(error.into()),
+    }
+    let mut parked = Vec::new();
+    for name in names {
+        if !ctx.store.parking.parked(&name).await?.is_empty() {
+            parked.push(name);
+        }
+    }
+    Ok(parked)
 }
 
 /// The registered subscription `name`, or a usage error naming the registered ones.
@@ -205,12 +221,12 @@ pub(crate) async fn parked(
     command: ParkedCommand,
     out: &mut Output<'_>,
 ) -> Result<(), CliError> {
-    let store = sqlite_only(ctx, "parking")?;
+    let store = &ctx.store.parking;
     match command {
         ParkedCommand::List { name } => {
             let names = match name {
                 Some(name) => vec![name],
-                None => parked_subscriptions(&store).await?,
+                None => parked_subscriptions(ctx).await?,
             };
             let mut records = Vec::new();
             for name in names {
@@ -230,6 +246,7 @@ pub(crate) async fn parked(
             Ok(())
         }
         ParkedCommand::Retry { change, position } => {
+            let store = sqlite_only(ctx, "parked retry")?;
             let subscription = registered(ctx, &change.name, store).await?;
             let details = json!({ "subscription": change.name, "position": position, "reason": change.reason });
             let outcome = subscription
