@@ -271,17 +271,15 @@ impl SqliteStore {
             // What is in flight is kept only if it starts exactly where this page ended.
             if ahead.front().map(|(first, _)| first) != Some(&next) {
                 ahead.clear();
-                ahead.push_back(read(next.clone()));
             }
-            if ahead.len() == 1 {
+            let (reading_page, reading) = ahead.pop_front().unwrap_or_else(|| read(next.clone()));
+            // The page after it is read while this one is visited.
+            if ahead.is_empty() {
                 let left = limit - visited - next.limit;
                 if let Some(following) = next.following(left.min(AHEAD_ROWS)) {
                     ahead.push_back(read(following));
                 }
             }
-            let Some((reading_page, reading)) = ahead.pop_front() else {
-                return Ok(visited); // not reached: `next` was just put in front
-            };
             let buffer = reading
                 .await
                 .map_err(|e| SqliteError::ReadTask(e.to_string()))??;
