@@ -179,6 +179,30 @@ async fn gaps_in_positions_never_duplicate_or_drop_events() {
     );
 }
 
+/// A visit reads a page ahead assuming positions without gaps; where a gap moved the page
+/// before it, the page read ahead starts at the wrong position and is read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visit_reads_again_where_a_gap_moved_the_page_read_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.db"))
+        .await
+        .unwrap();
+    // A gap inside the first page read ahead, and several full pages after it.
+    append_many(&store, "S-a", 300).await;
+    insert_at(&dir, 400, "S-gap");
+    append_many(&store, "S-a", 6000).await;
+    let expected: Vec<u64> = (1..=300).chain(400..=6400).collect();
+    let mut seen = Vec::new();
+    store
+        .visit_log(&LogRead::forward(1, usize::MAX), &mut |event| {
+            seen.push(event.position);
+            std::ops::ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, expected);
+}
+
 /// A page read ahead is used only if it came back full: one that was short may miss
 /// events committed after it was read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
