@@ -68,10 +68,22 @@ fn copy_moves_the_examples_store_to_postgres_and_verify_passes_there() {
             .and_then(|all| all.iter().find(|s| s["subscription"] == "mailer"))
             .unwrap_or_else(|| panic!("no mailer in {listed}"));
         assert_eq!(mailer["parked"].as_u64(), Some(1), "{listed}");
+        let audit = dir.path().join("audit.jsonl");
         let output = cqrs(&[
-            "--store", &target, "parked", "discard", "mailer", "3", "--reason", "test",
+            "--store",
+            &target,
+            "--audit-log",
+            audit.to_str().unwrap(),
+            "parked",
+            "discard",
+            "mailer",
+            "3",
+            "--reason",
+            "test",
         ]);
         assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        let recorded = std::fs::read_to_string(&audit).unwrap();
+        assert!(recorded.contains("parked discard"), "{recorded}");
         assert_eq!(json(&target, &["parked", "list"]), Value::Array(vec![]));
 
         // The relay on PostgreSQL: the copied log published once to a stream of the test's.
